@@ -1,0 +1,3 @@
+"""cityops: city operations and governance platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,16 @@
+"""Imports every model module so Base.metadata is complete (for Alembic and for create_all in tests)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = (
+    "cityops.core.events",
+    "cityops.core.auth.models",
+    "cityops.places.models",
+)
+
+
+def load() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

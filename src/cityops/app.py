@@ -1,0 +1,81 @@
+"""Application factory: routers, error handlers, middleware."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cityops.config import Settings, get_settings
+from cityops.core.db import Database
+from cityops.core.errors import CityopsError
+from cityops.core.events import EventBus
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+JSON_PREFIXES = ("/api/", "/open311/", "/healthz")
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith(JSON_PREFIXES) or "application/json" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status: int, body: dict[str, object]) -> Response:
+    if wants_json(request):
+        return JSONResponse(body, status_code=status)
+    from cityops.core.templating import render_error
+
+    return render_error(request, status, str(body.get("message", "")))
+
+
+def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    db = db or Database(settings.database_url, echo=settings.sql_echo)
+    bus = EventBus(db)
+    db.after_commit.append(bus.drain)
+
+    app = FastAPI(title="cityops", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.settings = settings
+    app.state.db = db
+    app.state.bus = bus
+
+    @app.exception_handler(CityopsError)
+    async def _cityops_error(request: Request, exc: CityopsError) -> Response:
+        return error_response(request, exc.status, exc.to_dict())
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path")),
+             "message": err["msg"]}
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return error_response(request, 422, {"error": "validation_failed", "message": message,
+                                             "detail": {"errors": errors}})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return error_response(request, exc.status_code, {"error": "http_error", "message": str(exc.detail)})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, {"error": "internal_error",
+                                             "message": "internal error; it has been logged"})
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

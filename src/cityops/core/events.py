@@ -1,0 +1,176 @@
+"""Domain events through a transactional outbox.
+
+A service calls `emit(session, event)`: the event is written to the `outbox` table in the same
+transaction as the change it describes. After the commit, `EventBus.drain()` hands unpublished rows
+to the transport and marks them published, so a rollback never publishes and a crash between commit
+and delivery only delays it. Delivery is at-least-once; `deliver_once` makes subscribers idempotent by
+recording (subscriber, event id) in the same transaction as the subscriber's own work.
+
+The transport is an interface: `InProcessTransport` calls subscribers directly; a NATS JetStream
+transport can replace it without touching services or subscribers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import JSON, String, UniqueConstraint, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from cityops.core.db import Base, Database, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class OutboxEntry(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    topic: Mapped[str] = mapped_column(String(120), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
+class ProcessedEvent(Base):
+    """Which subscriber has already handled which event: the idempotency record."""
+
+    __tablename__ = "processed_events"
+    __table_args__ = (UniqueConstraint("subscriber", "event_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber: Mapped[str] = mapped_column(String(120))
+    event_id: Mapped[str] = mapped_column(String(36))
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """Base of all domain events: past-tense frozen dataclasses with a dotted `topic`."""
+
+    topic: ClassVar[str] = "event"
+
+
+_EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def event_type(cls: type[Event]) -> type[Event]:
+    """Class decorator registering an event class under its topic so envelopes can be decoded."""
+    _EVENT_TYPES[cls.topic] = cls
+    return cls
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    event_id: str
+    topic: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+    def decode(self) -> Event | dict[str, Any]:
+        cls = _EVENT_TYPES.get(self.topic)
+        return cls(**self.payload) if cls else self.payload
+
+
+def emit(session: Session, event: Event) -> str:
+    """Write the event to the outbox in the caller's transaction; returns the event id."""
+    event_id = str(uuid.uuid4())
+    payload = json.loads(json.dumps(dataclasses.asdict(event), default=str))
+    session.add(OutboxEntry(event_id=event_id, topic=event.topic, payload=payload))
+    return event_id
+
+
+Handler = Callable[[Session, Envelope], None]
+
+
+class Transport(Protocol):
+    def publish(self, envelope: Envelope) -> None: ...
+
+
+class InProcessTransport:
+    """Delivers each envelope to the subscribers registered on the bus, in this process."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    def publish(self, envelope: Envelope) -> None:
+        for name, handler in self.bus.subscribers.get(envelope.topic, []):
+            deliver_once(self.bus.db, name, handler, envelope)
+
+
+def deliver_once(db: Database, subscriber: str, handler: Handler, envelope: Envelope) -> bool:
+    """Run handler in its own transaction unless this subscriber already processed the event."""
+    with db.sessions() as session:
+        seen = session.scalar(
+            select(ProcessedEvent.id).where(
+                ProcessedEvent.subscriber == subscriber, ProcessedEvent.event_id == envelope.event_id
+            )
+        )
+        if seen is not None:
+            return False
+        handler(session, envelope)
+        session.add(ProcessedEvent(subscriber=subscriber, event_id=envelope.event_id))
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent worker got there first
+            session.rollback()
+            return False
+    return True
+
+
+class EventBus:
+    def __init__(self, db: Database, transport: Transport | None = None) -> None:
+        self.db = db
+        self.subscribers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
+        self.transport: Transport = transport or InProcessTransport(self)
+        self._lock = threading.Lock()
+
+    def subscribe(self, topic: str, name: str, handler: Handler) -> None:
+        if any(existing == name for existing, _ in self.subscribers[topic]):
+            raise ValueError(f"subscriber {name!r} already registered on {topic!r}")
+        self.subscribers[topic].append((name, handler))
+
+    def drain(self, *, limit: int = 1000) -> int:
+        """Publish committed, unpublished outbox rows in order; returns how many went out."""
+        if not self._lock.acquire(blocking=False):
+            return 0  # another thread is draining; it will pick these rows up
+        sent = 0
+        try:
+            while True:
+                with self.db.sessions() as session:
+                    rows = session.scalars(
+                        select(OutboxEntry)
+                        .where(OutboxEntry.published_at.is_(None))
+                        .order_by(OutboxEntry.id)
+                        .limit(limit)
+                    ).all()
+                    if not rows:
+                        return sent
+                    for row in rows:
+                        envelope = Envelope(row.event_id, row.topic, row.payload, row.created_at)
+                        try:
+                            self.transport.publish(envelope)
+                        except Exception as exc:  # keep the row for a retry, never lose it
+                            log.exception("event %s on %s failed", row.event_id, row.topic)
+                            row.attempts += 1
+                            row.last_error = str(exc)[:500]
+                            session.commit()
+                            return sent
+                        row.published_at = utcnow()
+                        row.attempts += 1
+                        session.commit()
+                        sent += 1
+        finally:
+            self._lock.release()
