@@ -7,7 +7,6 @@ import importlib
 MODEL_MODULES = (
     "cityops.core.events",
     "cityops.core.auth.models",
-    "cityops.accounts.models",
     "cityops.places.models",
 )
 
