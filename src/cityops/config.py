@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - refused in production below
+DEFAULT_SECRET = "dev-secret-change-me"  # refused in production below
 VAR_DIR = Path("var")
 
 

@@ -1,0 +1,95 @@
+"""The outbox: events go out after commit, never for a rollback, once per subscriber even when redelivered."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from sqlalchemy import func, select
+
+from cityops import all_models
+from cityops.core.db import Base, Database
+from cityops.core.events import (
+    Envelope,
+    Event,
+    EventBus,
+    OutboxEntry,
+    ProcessedEvent,
+    deliver_once,
+    emit,
+    event_type,
+)
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class ThingHappened(Event):
+    topic = "test.thing_happened"
+    name: str
+
+
+@pytest.fixture
+def bus(empty_db: Database) -> EventBus:
+    bus = EventBus(empty_db)
+    empty_db.after_commit.append(bus.drain)
+    return bus
+
+
+def test_event_is_delivered_after_commit_and_decoded(bus: EventBus, empty_db: Database) -> None:
+    seen: list[object] = []
+    bus.subscribe(ThingHappened.topic, "collector", lambda _s, env: seen.append(env.decode()))
+    with empty_db.session() as session:
+        emit(session, ThingHappened(name="a"))
+        assert seen == []  # nothing goes out before the commit
+    assert seen == [ThingHappened(name="a")]
+    with empty_db.sessions() as session:
+        assert session.scalar(select(func.count()).where(OutboxEntry.published_at.is_(None))) == 0
+
+
+def test_rolled_back_event_is_never_published(bus: EventBus, empty_db: Database) -> None:
+    seen: list[object] = []
+    bus.subscribe(ThingHappened.topic, "collector", lambda _s, env: seen.append(env))
+    with pytest.raises(RuntimeError), empty_db.session() as session:
+        emit(session, ThingHappened(name="lost"))
+        raise RuntimeError("the change fails")
+    bus.drain()
+    assert seen == []
+
+
+def test_failed_delivery_is_kept_and_retried(bus: EventBus, empty_db: Database) -> None:
+    calls: list[str] = []
+
+    def flaky(_session: object, env: Envelope) -> None:
+        calls.append(env.event_id)
+        if len(calls) == 1:
+            raise ConnectionError("subscriber down")
+
+    bus.subscribe(ThingHappened.topic, "flaky", flaky)
+    with empty_db.session() as session:
+        emit(session, ThingHappened(name="x"))
+    with empty_db.sessions() as session:
+        row = session.scalars(select(OutboxEntry)).one()
+        assert row.published_at is None and row.last_error == "subscriber down"
+    assert bus.drain() == 1
+    assert len(calls) == 2 and calls[0] == calls[1]
+
+
+def test_redelivered_event_is_handled_once(empty_db: Database) -> None:
+    handled: list[str] = []
+    env = Envelope("e-1", ThingHappened.topic, {"name": "x"}, created_at=None)  # type: ignore[arg-type]
+    assert deliver_once(empty_db, "sub", lambda _s, e: handled.append(e.event_id), env)
+    assert not deliver_once(empty_db, "sub", lambda _s, e: handled.append(e.event_id), env)
+    assert handled == ["e-1"]
+    with empty_db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 1
+
+
+def test_subscriber_names_are_unique(bus: EventBus) -> None:
+    bus.subscribe("t", "one", lambda _s, _e: None)
+    with pytest.raises(ValueError, match="already registered"):
+        bus.subscribe("t", "one", lambda _s, _e: None)
+
+
+def test_metadata_loads_every_model() -> None:
+    all_models.load()
+    assert {"outbox", "processed_events"} <= set(Base.metadata.tables)
