@@ -1,0 +1,1 @@
+"""Places: administrative divisions, grids, point lookup and boundary import."""
