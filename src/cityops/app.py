@@ -81,6 +81,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         return response
 
+    # Language of pages: ?lang= (remembered in a cookie), the cookie, then settings.default_locale.
+    from cityops.core.i18n import locale_middleware
+
+    app.middleware("http")(locale_middleware)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         with db.engine.connect() as conn:

@@ -1,0 +1,84 @@
+"""Translations: gettext catalogues (English msgids) compiled in memory from the .po files at start-up.
+
+The catalogues live in src/cityops/web/i18n/<locale>/LC_MESSAGES/messages.po. Compiling them in memory
+with Babel means the repository holds no .mo files and a translator only edits the .po file.
+The locale of a request comes from `?lang=` (remembered in the `lang` cookie), then the cookie, then
+settings.default_locale (Chinese).
+"""
+
+from __future__ import annotations
+
+import gettext
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from io import BytesIO
+from pathlib import Path
+from typing import Literal, cast, get_args
+
+from babel.messages import mofile, pofile
+from starlette.requests import Request
+from starlette.responses import Response
+
+Locale = Literal["zh", "en"]
+LOCALES: tuple[Locale, ...] = get_args(Locale)
+LOCALE_NAMES: dict[Locale, str] = {"zh": "中文", "en": "English"}
+# BCP 47 tags for <html lang> and for the browser's number/date formatting.
+HTML_LANG: dict[Locale, str] = {"zh": "zh-CN", "en": "en"}
+LANG_COOKIE = "lang"
+LANG_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+I18N_DIR = Path(__file__).resolve().parent.parent / "web" / "i18n"
+DOMAIN = "messages"
+
+
+def catalogue_path(locale: str) -> Path:
+    return I18N_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+@lru_cache(maxsize=len(LOCALES))
+def gettext_for(locale: str) -> gettext.NullTranslations:
+    """The translations for a locale; an unknown locale or a missing catalogue gives the English msgids."""
+    path = catalogue_path(locale)
+    if locale not in LOCALES or not path.is_file():
+        return gettext.NullTranslations()
+    with path.open("rb") as handle:
+        catalog = pofile.read_po(handle, locale=locale, domain=DOMAIN)
+    buffer = BytesIO()
+    # Fuzzy entries are unchecked guesses; leave them out like msgfmt does.
+    mofile.write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def normalise(value: str | None) -> Locale | None:
+    """'zh', 'zh-CN', 'zh_Hans', 'EN' -> a supported locale, or None."""
+    if not value:
+        return None
+    head = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    return head if head in LOCALES else None
+
+
+def default_locale(request: Request) -> Locale:
+    settings = getattr(request.app.state, "settings", None)
+    return cast(Locale, getattr(settings, "default_locale", "zh"))
+
+
+def locale_of(request: Request) -> Locale:
+    """The request's locale: set by the middleware, else derived the same way it would be."""
+    chosen = getattr(request.state, "locale", None)
+    if chosen in LOCALES:
+        return cast(Locale, chosen)
+    return (normalise(request.query_params.get("lang")) or normalise(request.cookies.get(LANG_COOKIE))
+            or default_locale(request))
+
+
+async def locale_middleware(request: Request,
+                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Pick the locale for the request and remember an explicit `?lang=` choice in a cookie."""
+    asked = normalise(request.query_params.get("lang"))
+    request.state.locale = asked or locale_of(request)
+    response = await call_next(request)
+    if asked and request.cookies.get(LANG_COOKIE) != asked:
+        settings = getattr(request.app.state, "settings", None)
+        response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_MAX_AGE_S, httponly=True,
+                            samesite="lax", secure=bool(getattr(settings, "secure_cookies", False)))
+    return response

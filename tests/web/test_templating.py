@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cityops.core import templating
+from cityops.core.templating import NavItem, fmt_dt, register_nav, visible_nav
+
+
+def test_unknown_page_shows_a_chinese_error_page_by_default(bare_client: TestClient) -> None:
+    response = bare_client.get("/no-such-page")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "页面不存在" in response.text
+    assert 'href="/"' in response.text
+    assert "Traceback" not in response.text
+
+
+def test_error_page_in_english(bare_client: TestClient) -> None:
+    response = bare_client.get("/no-such-page?lang=en")
+    assert response.status_code == 404
+    assert "Page not found" in response.text
+    assert "Back to the home page" in response.text
+    assert "页面不存在" not in response.text
+
+
+def test_api_errors_stay_json(bare_client: TestClient) -> None:
+    response = bare_client.get("/api/no-such-thing")
+    assert response.status_code == 404
+    assert response.json()["message"] == "Not Found"
+
+
+def test_error_page_escapes_the_reason(bare_client: TestClient) -> None:
+    from starlette.requests import Request
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "query_string": b"", "headers": [],
+             "app": bare_client.app, "state": {}}
+    response = templating.render_error(Request(scope), 422, "<script>alert(1)</script>")
+    body = bytes(response.body).decode()
+    assert response.status_code == 422
+    assert "<script>alert(1)" not in body
+    assert "&lt;script&gt;" in body
+    assert "输入有误" in body
+
+
+def test_unauthenticated_page_redirects_to_login() -> None:
+    from starlette.requests import Request
+
+    scope = {"type": "http", "method": "GET", "path": "/map", "query_string": b"lang=en", "headers": [],
+             "state": {}}
+    response = templating.render_error(Request(scope), 401, "sign in first")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/map%3Flang%3Den"
+
+
+def test_navigation_hidden_before_sign_in_and_ordered_after() -> None:
+    register_nav(NavItem("test-b", "Map", "/test-b", order=9001))
+    register_nav(NavItem("test-a", "Home", "/test-a", order=9000))
+    assert visible_nav(None) == []
+    keys = [item.key for item in visible_nav(object())]
+    assert keys.index("test-a") < keys.index("test-b")
+
+
+def test_navigation_key_cannot_be_taken_twice() -> None:
+    register_nav(NavItem("test-dup", "Map", "/one"))
+    register_nav(NavItem("test-dup", "Map", "/one"))  # the same item again is fine
+    with pytest.raises(ValueError, match="test-dup"):
+        register_nav(NavItem("test-dup", "Map", "/two"))
+
+
+def test_navigation_with_a_permission_needs_it() -> None:
+    register_nav(NavItem("test-perm", "Map", "/secret", permission="no.such.permission"))
+    assert "test-perm" not in [item.key for item in visible_nav(object())]
+
+
+def test_timestamps_shown_in_shanghai_time() -> None:
+    assert fmt_dt(datetime(2024, 9, 27, 16, 30, tzinfo=UTC)) == "2024-09-28 00:30"
+    assert fmt_dt(None) == ""
