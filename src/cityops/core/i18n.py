@@ -1,7 +1,9 @@
 """Translations: gettext catalogues (English msgids) compiled in memory from the .po files at start-up.
 
-The catalogues live in src/cityops/web/i18n/<locale>/LC_MESSAGES/messages.po. Compiling them in memory
-with Babel means the repository holds no .mo files and a translator only edits the .po file.
+The catalogues live in src/cityops/web/i18n/<locale>/LC_MESSAGES/: messages.po for the shell and one
+<package>.po per package that adds text, merged into one catalogue per locale (so engineers of different
+packages never edit the same file). Compiling them in memory with Babel means the repository holds no
+.mo files and a translator only edits .po files.
 The locale of a request comes from `?lang=` (remembered in the `lang` cookie), then the cookie, then
 settings.default_locale (Chinese).
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Literal, cast, get_args
 
 from babel.messages import mofile, pofile
+from babel.messages.catalog import Catalog
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,18 +33,38 @@ I18N_DIR = Path(__file__).resolve().parent.parent / "web" / "i18n"
 DOMAIN = "messages"
 
 
-def catalogue_path(locale: str) -> Path:
-    return I18N_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+def N_(message: str) -> str:
+    """Mark text for extraction without translating it now (labels defined at import time);
+    translate it where it is shown, e.g. `{{ _(item.label) }}`."""
+    return message
+
+
+def catalogue_paths(locale: str) -> list[Path]:
+    """messages.po first, then the packages' files in name order."""
+    folder = I18N_DIR / locale / "LC_MESSAGES"
+    main = folder / f"{DOMAIN}.po"
+    others = sorted(p for p in folder.glob("*.po") if p != main)
+    return ([main] if main.is_file() else []) + others
+
+
+def load_catalogue(locale: str) -> Catalog:
+    """All .po files of a locale merged into one Babel catalogue (plural rules from the locale)."""
+    merged = Catalog(locale=locale, domain=DOMAIN)
+    for path in catalogue_paths(locale):
+        with path.open("rb") as handle:
+            part = pofile.read_po(handle, locale=locale, domain=DOMAIN)
+        for message in part:
+            if message.id:
+                merged[message.id] = message
+    return merged
 
 
 @lru_cache(maxsize=len(LOCALES))
 def gettext_for(locale: str) -> gettext.NullTranslations:
     """The translations for a locale; an unknown locale or a missing catalogue gives the English msgids."""
-    path = catalogue_path(locale)
-    if locale not in LOCALES or not path.is_file():
+    if locale not in LOCALES or not catalogue_paths(locale):
         return gettext.NullTranslations()
-    with path.open("rb") as handle:
-        catalog = pofile.read_po(handle, locale=locale, domain=DOMAIN)
+    catalog = load_catalogue(locale)
     buffer = BytesIO()
     # Fuzzy entries are unchecked guesses; leave them out like msgfmt does.
     mofile.write_mo(buffer, catalog, use_fuzzy=False)

@@ -25,7 +25,7 @@ from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from cityops.core.i18n import HTML_LANG, LOCALE_NAMES, LOCALES, gettext_for, locale_of
+from cityops.core.i18n import HTML_LANG, LOCALE_NAMES, LOCALES, N_, gettext_for, locale_of
 
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -193,16 +193,18 @@ def render(request: Request, template_name: str, context: Mapping[str, Any] | No
 # --- error pages ------------------------------------------------------------------------------
 
 ERROR_TITLES: dict[int, str] = {
-    400: "Bad request",
-    401: "Please sign in",
-    403: "Access denied",
-    404: "Page not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    422: "Invalid input",
-    429: "Too many requests",
-    500: "Something went wrong",
+    400: N_("Bad request"),
+    401: N_("Please sign in"),
+    403: N_("Access denied"),
+    404: N_("Page not found"),
+    405: N_("Method not allowed"),
+    409: N_("Conflict"),
+    422: N_("Invalid input"),
+    429: N_("Too many requests"),
+    500: N_("Something went wrong"),
 }
+# Reasons the framework and app.py give in English; the error page shows them translated.
+FRAMEWORK_REASONS = (N_("Not Found"), N_("Method Not Allowed"), N_("internal error; it has been logged"))
 
 
 def login_redirect(request: Request) -> RedirectResponse:
