@@ -86,6 +86,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.middleware("http")(locale_middleware)
 
+    from cityops.web import pages as web_pages
+
+    app.include_router(web_pages.router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         with db.engine.connect() as conn:

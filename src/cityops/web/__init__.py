@@ -1,0 +1,1 @@
+"""The web shell: shared layout, static assets, translations and the home and map pages."""
