@@ -80,6 +80,7 @@
   // --- map and layers ------------------------------------------------------------------------
   var map = L.map(el, { zoomControl: true, minZoom: 6, maxZoom: 18, zoomSnap: 0.5 });
   map.setView([35.75, 114.3], 9);
+  window.cityopsMap = map;  // for the browser test and for debugging in the console
   var baseLayers = {};
   if (cfg.tileUrl) {
     baseLayers[T.base_map] = L.tileLayer(cfg.tileUrl, { maxZoom: 19 }).addTo(map);
@@ -94,6 +95,30 @@
       onEachFeature: function (feature, layer) { bindFeature(level, feature, layer); },
     });
   });
+  // County and township borders are drawn again, unfilled, in panes above the villages and grids,
+  // so the smaller shapes never hide the larger borders. These copies take no clicks.
+  var outlines = {};
+  [["township", 405], ["county", 410]].forEach(function (entry) {
+    var level = entry[0];
+    var pane = map.createPane(level + "Outline");
+    pane.style.zIndex = String(entry[1]);
+    pane.style.pointerEvents = "none";
+    outlines[level] = L.geoJSON(null, {
+      pane: level + "Outline",
+      interactive: false,
+      style: function (feature) {
+        var style = styleFor(level, feature);
+        style.fill = false;
+        return style;
+      },
+    });
+  });
+  var overlayOf = {
+    county: L.layerGroup([layers.county, outlines.county]),
+    township: L.layerGroup([layers.township, outlines.township]),
+    village: layers.village,
+    grid: layers.grid,
+  };
   var highlight = L.geoJSON(null, { style: function () { return HIGHLIGHT; }, interactive: false });
 
   function addFeatures(level, collection) {
@@ -103,14 +128,17 @@
       loaded[level][code] = true;
       return true;
     });
-    if (fresh.length) layers[level].addData({ type: "FeatureCollection", features: fresh });
+    if (!fresh.length) return 0;
+    var fc = { type: "FeatureCollection", features: fresh };
+    layers[level].addData(fc);
+    if (outlines[level]) outlines[level].addData(fc);
     return fresh.length;
   }
 
   function bindFeature(level, feature, layer) {
     var p = feature.properties || {};
-    if (level === "county") {
-      layer.bindTooltip(displayName(p), { permanent: true, direction: "center", className: "county-label" });
+    if (level === "county" || level === "township") {
+      layer.bindTooltip(displayName(p), { permanent: true, direction: "center", className: level + "-label" });
     }
     layer.bindPopup(function () { return popupFor(level, p); });
   }
@@ -189,6 +217,8 @@
 
   var timer = null;
   function onViewChange() {
+    // Township names only once zoomed in, where they have room.
+    el.classList.toggle("zoom-detail", map.getZoom() >= cfg.villageMinZoom);
     clearTimeout(timer);
     timer = setTimeout(function () { loadViewport("village"); loadViewport("grid"); }, 200);
   }
@@ -197,7 +227,7 @@
 
   // --- controls --------------------------------------------------------------------------------
   var overlays = {};
-  LEVELS.forEach(function (level) { overlays[LEVEL_TITLE[level]] = layers[level]; });
+  LEVELS.forEach(function (level) { overlays[LEVEL_TITLE[level]] = overlayOf[level]; });
   L.control.layers(baseLayers, overlays, { collapsed: window.innerWidth < 760 }).addTo(map);
   L.control.scale({ imperial: false }).addTo(map);
 
@@ -300,13 +330,13 @@
   });
 
   // --- start -----------------------------------------------------------------------------------
-  layers.county.addTo(map);
-  layers.township.addTo(map);
+  overlayOf.county.addTo(map);
+  overlayOf.township.addTo(map);
   highlight.addTo(map);
   loadAll("county")
     .then(function () {
       var bounds = layers.county.getBounds();
-      if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10] });
+      if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10], animate: false });
       el.setAttribute("data-ready", "counties");
       return loadAll("township");
     })
