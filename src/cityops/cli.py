@@ -14,6 +14,15 @@ app = typer.Typer(help="cityops: city operations and governance platform (城市
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
+from cityops.accounts.cli import tokens_app, users_app  # noqa: E402 - mounted right after the root
+
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+from cityops.places.cli import app as places_app  # noqa: E402
+
+app.add_typer(places_app, name="places")
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print a precise error to stderr and exit without a stack trace."""
