@@ -90,6 +90,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.include_router(web_pages.router)
 
+    from cityops.places import api as places_api
+    from cityops.places import pages as places_pages
+
+    app.include_router(places_api.router)
+    app.include_router(places_pages.router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         with db.engine.connect() as conn:

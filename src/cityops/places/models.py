@@ -48,7 +48,8 @@ class Division(_Shape, Base):
     level: Mapped[str] = mapped_column(String(10), index=True)
     # The top division of the installation (the city) has no parent row.
     parent_code: Mapped[str | None] = mapped_column(
-        String(12), ForeignKey("divisions.code"), index=True, default=None)
+        String(12), ForeignKey("divisions.code"), index=True, default=None
+    )
     geometry_synthetic: Mapped[bool] = mapped_column(default=True)
     geometry_source: Mapped[str] = mapped_column(String(200), default="synthetic")
     source_datum: Mapped[str] = mapped_column(String(8), default="WGS84")
