@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from cityops.accounts import service
@@ -22,6 +22,7 @@ from cityops.accounts.schemas import (
     UserCreate,
     UserRead,
 )
+from cityops.core.auth import audit
 from cityops.core.auth.deps import CurrentUser, require_permission
 from cityops.core.auth.middleware import clear_session_cookie, set_session_cookie
 from cityops.core.auth.models import User
@@ -32,8 +33,12 @@ from cityops.core.errors import CityopsError
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
+# Bounded so that no number can overflow a database integer (PostgreSQL INTEGER is 32-bit).
+MAX_ID = 2_147_483_647
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID)]
+OrgUnitId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def error_json(error: CityopsError) -> JSONResponse:
@@ -53,8 +58,11 @@ def login(body: LoginRequest, request: Request, session: SessionDep, settings: S
     if outcome.error is not None or outcome.user is None:
         assert outcome.error is not None
         return error_json(outcome.error)
+    previous = getattr(request.state, "session_key", None)
+    if previous:  # signing in again replaces the browser's session
+        end_session(session, previous)
     key = start_session(session, user=outcome.user, max_age_s=settings.session_max_age_s,
-                        ip=request.client.host if request.client else None,
+                        ip=audit.client_ip(request),
                         user_agent=request.headers.get("user-agent"))
     csrf = csrf_for(settings.secret_key, key)
     me = service.me(session, user=outcome.user, csrf=csrf, auth_method="session")
@@ -94,7 +102,7 @@ def change_password(body: PasswordChange, request: Request, session: SessionDep,
 @router.get("/users", response_model=Page[UserRead])
 def list_users(session: SessionDep, settings: SettingsDep, user: CurrentUser, limit: Limit = 50,
                offset: Offset = 0, q: str | None = None, role: str | None = None,
-               division: str | None = None, org_unit_id: int | None = None) -> Page[UserRead]:
+               division: str | None = None, org_unit_id: OrgUnitId = None) -> Page[UserRead]:
     """Accounts in the caller's scope; phone and ID numbers are always masked in lists."""
     limit = min(limit, settings.page_size_max)
     items, total = service.list_users(session, viewer=user, q=q, role=role, division=division,
@@ -114,7 +122,7 @@ def create_user(body: UserCreate, request: Request, session: SessionDep, setting
 
 
 @router.get("/users/{user_id}", response_model=UserRead)
-def read_user(user_id: int, request: Request, session: SessionDep, user: CurrentUser) -> UserRead:
+def read_user(user_id: UserId, request: Request, session: SessionDep, user: CurrentUser) -> UserRead:
     """One account in scope; phone and ID number unmasked only for roles with pii.view (audited)."""
     return service.get_user(session, viewer=user, user_id=user_id, request=request)
 

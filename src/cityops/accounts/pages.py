@@ -6,10 +6,11 @@ import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cityops.accounts import service
+from cityops.accounts.api import MAX_ID, Offset
 from cityops.core.auth import audit as audit_log
 from cityops.core.auth.deps import CurrentUser, OptionalUser, require_permission
 from cityops.core.auth.middleware import check_login_csrf, clear_session_cookie, set_session_cookie
@@ -88,6 +89,9 @@ def login_submit(request: Request, session: SessionDep, settings: SettingsDep,
         return _login_page(request, next_url=target, username=username,
                            error=LOGIN_ERRORS.get(status, LOGIN_ERRORS[401]),
                            error_args={"seconds": outcome.retry_after_s or 0}, status_code=status)
+    previous = getattr(request.state, "session_key", None)
+    if previous:  # signing in again replaces the browser's session
+        end_session(session, previous)
     key = start_session(session, user=outcome.user, max_age_s=settings.session_max_age_s,
                         ip=audit_log.client_ip(request), user_agent=request.headers.get("user-agent"))
     response = RedirectResponse(target, status_code=303)
@@ -119,7 +123,7 @@ def _query(**params: Any) -> str:
 
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, session: SessionDep, user: CurrentUser, q: str | None = None,
-               role: str | None = None, offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+               role: str | None = None, offset: Offset = 0) -> HTMLResponse:
     role = role or None
     items, total = service.list_users(session, viewer=user, q=q, role=role, limit=PAGE_SIZE, offset=offset)
     return render(request, "accounts/users.html", {
@@ -128,7 +132,8 @@ def users_page(request: Request, session: SessionDep, user: CurrentUser, q: str 
 
 
 @router.get("/users/{user_id}", response_class=HTMLResponse)
-def user_page(user_id: int, request: Request, session: SessionDep, user: CurrentUser) -> HTMLResponse:
+def user_page(user_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, session: SessionDep,
+              user: CurrentUser) -> HTMLResponse:
     item = service.get_user(session, viewer=user, user_id=user_id, request=request)
     return render(request, "accounts/user.html", {"item": item, "role_def": ROLES.get(item.role)})
 
@@ -137,7 +142,7 @@ def user_page(user_id: int, request: Request, session: SessionDep, user: Current
 def audit_page(request: Request, session: SessionDep,
                user: Annotated[User, Depends(require_permission("audit.read"))],
                action: str | None = None, username: str | None = None,
-               offset: Annotated[int, Query(ge=0)] = 0) -> HTMLResponse:
+               offset: Offset = 0) -> HTMLResponse:
     action = action or None
     items, total = service.list_audit(session, viewer=user, action=action, username=username or None,
                                       limit=PAGE_SIZE, offset=offset)

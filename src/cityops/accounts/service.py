@@ -62,6 +62,15 @@ SCOPE_OPTIONAL_ROLES = frozenset({"department_handler", "inspector"})
 
 # --- validation -------------------------------------------------------------------------------
 
+def clean_text(value: str | None, limit: int = 80) -> str | None:
+    """Free text from a query or form as a database can take it: no NUL characters (PostgreSQL refuses
+    them), trimmed and bounded; empty becomes None."""
+    if value is None:
+        return None
+    cleaned = value.replace("\x00", "").strip()[:limit]
+    return cleaned or None
+
+
 def validate_username(username: str) -> str:
     if not USERNAME_RE.match(username):
         raise ValidationFailed("username must be 3-40 characters: lower-case letters, digits, '.', '_' "
@@ -187,7 +196,7 @@ class LoginOutcome:
 
 def login(session: Session, *, username: str, password: str, settings: Settings,
           request: Request | None = None) -> LoginOutcome:
-    name = username.strip().lower()[:80]
+    name = (clean_text(username) or "").lower()
     ip = audit.client_ip(request)
     now = utcnow()
     wait = repo.lockout_seconds(session, username=name, ip=ip, now=now, window_s=settings.login_lockout_s,
@@ -336,7 +345,7 @@ def list_users(session: Session, *, viewer: User, q: str | None = None, role: st
             raise ValidationFailed(str(exc), field="division") from None
     if role and role not in ROLES:
         raise ValidationFailed(f"unknown role {role!r}; one of: {', '.join(ROLES)}", field="role")
-    rows, total = repo.list_users(session, viewer=viewer, q=q, role=role, org_unit_id=org_unit_id,
+    rows, total = repo.list_users(session, viewer=viewer, q=clean_text(q), role=role, org_unit_id=org_unit_id,
                                   division=division, limit=limit, offset=offset)
     return [to_read(u, o, pii_visible=False) for u, o in rows], total
 
@@ -402,8 +411,8 @@ def set_password(session: Session, *, username: str, password: str) -> User:
 
 def list_org_units(session: Session, *, viewer: User, kind: str | None = None, level: str | None = None,
                    q: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[OrgUnitRead], int]:
-    items, total = repo.list_org_units(session, viewer=viewer, kind=kind, level=level, q=q, limit=limit,
-                                       offset=offset)
+    items, total = repo.list_org_units(session, viewer=viewer, kind=clean_text(kind), level=clean_text(level),
+                                       q=clean_text(q), limit=limit, offset=offset)
     return [OrgUnitRead.model_validate(o) for o in items], total
 
 
@@ -486,8 +495,9 @@ def list_audit(session: Session, *, viewer: User, action: str | None = None, use
     if action and action not in audit.ACTIONS:
         raise ValidationFailed(f"unknown action {action!r}; one of: {', '.join(sorted(audit.ACTIONS))}",
                                field="action")
-    return repo.list_audit(session, viewer=viewer, action=action, username=username,
-                           resource_type=resource_type, resource_id=resource_id, limit=limit, offset=offset)
+    return repo.list_audit(session, viewer=viewer, action=action, username=clean_text(username),
+                           resource_type=clean_text(resource_type), resource_id=clean_text(resource_id),
+                           limit=limit, offset=offset)
 
 
 def describe(user: User) -> dict[str, Any]:
