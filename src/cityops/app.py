@@ -86,6 +86,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.middleware("http")(locale_middleware)
 
+    # Who is asking (session cookie or bearer token) and CSRF checks, before any route runs.
+    from cityops.core import auth
+
+    auth.install(app)
+
     from cityops.web import pages as web_pages
 
     app.include_router(web_pages.router)
@@ -95,6 +100,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.include_router(places_api.router)
     app.include_router(places_pages.router)
+
+    from cityops.accounts import api as accounts_api
+    from cityops.accounts import pages as accounts_pages
+
+    app.include_router(accounts_api.router)
+    app.include_router(accounts_pages.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
