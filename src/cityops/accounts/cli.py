@@ -63,7 +63,7 @@ def list_users(
     """List accounts: username, role, level, division (and, with --demo, the demo password)."""
     from sqlalchemy import func, select
 
-    from cityops.accounts.demo import DEMO_PASSWORD, demo_accounts_in
+    from cityops.accounts.demo import DEMO_NOTES, DEMO_PASSWORD, demo_accounts_in
     from cityops.core.auth.models import User
     from cityops.core.auth.roles import ROLES
     from cityops.core.auth.scope import division_level
@@ -92,6 +92,7 @@ def list_users(
                    "display_name": u.display_name, "active": u.is_active}
             if demo:
                 row["password"] = DEMO_PASSWORD
+                row["note"] = DEMO_NOTES.get(u.username, "")
             rows.append(row)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -101,14 +102,15 @@ def list_users(
         return
     if demo:
         typer.echo(f"demo accounts (password for all: {DEMO_PASSWORD}):")
-    header = ("username", "role", "level", "division")
+    header = ("username", "role", "level", "division", *(("note",) if demo else ()))
     widths = [max([len(h)] + [len(str(r[h] or "-")) for r in rows]) for h in header]
-    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in rows:
-        typer.echo("  ".join(str(r[h] or "-").ljust(w) for h, w in zip(header, widths, strict=True)))
+        typer.echo("  ".join(str(r[h] or "-").ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     if demo and others > 0:
         typer.echo(f"plus {others} generated staff accounts with the same password: op.<division code> "
-                   "(every centre), grid.<grid code> (every grid), handler.<department> (every department)")
+                   "(every centre), handler.<department> (every department), grid.<grid code> (the grids of "
+                   "villages 1 and 2)")
 
 
 @users_app.command("create")

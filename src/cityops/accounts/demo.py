@@ -93,12 +93,26 @@ SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋�
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志文斌宇浩凯鹏辉晶婷雪琳丹颖"
 
 
-# The documented accounts, in the order `cityops users list --demo` prints them.
-DEMO_USERNAMES = (
-    "admin", "leader", "city.operator", "county.operator", "county2.operator", "township.operator",
-    "village1.operator", "village1.grid", "village2.operator", "village2.grid", "police.handler",
-    "housing.handler", "emergency.handler", "inspector", "enterprise", "citizen",
-)
+# The documented accounts, in the order `cityops users list --demo` prints them, with what each is for.
+DEMO_NOTES: dict[str, str] = {
+    "admin": "administrator, whole city",
+    "leader": "city leader (dashboards)",
+    "city.operator": "city governance centre",
+    "county.operator": "county governance centre",
+    "county2.operator": "another county's centre",
+    "township.operator": "township centre; village 1 lies inside, village 2 not",
+    "village1.operator": "village 1 centre",
+    "village1.grid": "grid worker in village 1",
+    "village2.operator": "village 2 centre (another township)",
+    "village2.grid": "grid worker in village 2",
+    "police.handler": "Public Security Bureau",
+    "housing.handler": "Housing and Urban-Rural Development Bureau",
+    "emergency.handler": "Emergency Management Bureau",
+    "inspector": "market regulation inspector, whole city",
+    "enterprise": "an enterprise's account",
+    "citizen": "a resident",
+}
+DEMO_USERNAMES = tuple(DEMO_NOTES)
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,6 @@ class DemoAccount:
     role: str
     org_unit_code: str | None
     scope_code: str | None
-    note: str  # English, for `users list --demo`
 
 
 def dept_code(slug: str) -> str:
@@ -167,31 +180,22 @@ def demo_accounts(divisions: Sequence[Any], grids_by_village: dict[str, list[str
     grid1 = (grids_by_village.get(village1) or [village1])[0]
     grid2 = (grids_by_village.get(village2) or [village2])[0]
     return [
-        DemoAccount("admin", "admin", centre_code(city), city, "administrator, whole city"),
-        DemoAccount("leader", "leader", centre_code(city), city, "city leader (dashboards)"),
-        DemoAccount("city.operator", "centre_operator", centre_code(city), city, "city governance centre"),
-        DemoAccount("county.operator", "centre_operator", centre_code(county), county,
-                    "county governance centre"),
-        DemoAccount("county2.operator", "centre_operator", centre_code(county2), county2,
-                    "another county's centre"),
-        DemoAccount("township.operator", "centre_operator", centre_code(township), township,
-                    "township centre (village 1 lies inside, village 2 not)"),
-        DemoAccount("village1.operator", "centre_operator", centre_code(village1), village1,
-                    "village 1 centre"),
-        DemoAccount("village1.grid", "grid_worker", centre_code(village1), grid1, "grid worker in village 1"),
-        DemoAccount("village2.operator", "centre_operator", centre_code(village2), village2,
-                    "village 2 centre (another township)"),
-        DemoAccount("village2.grid", "grid_worker", centre_code(village2), grid2, "grid worker in village 2"),
-        DemoAccount("police.handler", "department_handler", dept_code("police"), None,
-                    "Public Security Bureau"),
-        DemoAccount("housing.handler", "department_handler", dept_code("housing"), None,
-                    "Housing and Urban-Rural Development Bureau"),
-        DemoAccount("emergency.handler", "department_handler", dept_code("emergency"), None,
-                    "Emergency Management Bureau"),
-        DemoAccount("inspector", "inspector", dept_code("market"), city,
-                    "market regulation inspector, whole city"),
-        DemoAccount("enterprise", "enterprise_user", None, None, "an enterprise's account"),
-        DemoAccount("citizen", "citizen", None, None, "a resident"),
+        DemoAccount("admin", "admin", centre_code(city), city),
+        DemoAccount("leader", "leader", centre_code(city), city),
+        DemoAccount("city.operator", "centre_operator", centre_code(city), city),
+        DemoAccount("county.operator", "centre_operator", centre_code(county), county),
+        DemoAccount("county2.operator", "centre_operator", centre_code(county2), county2),
+        DemoAccount("township.operator", "centre_operator", centre_code(township), township),
+        DemoAccount("village1.operator", "centre_operator", centre_code(village1), village1),
+        DemoAccount("village1.grid", "grid_worker", centre_code(village1), grid1),
+        DemoAccount("village2.operator", "centre_operator", centre_code(village2), village2),
+        DemoAccount("village2.grid", "grid_worker", centre_code(village2), grid2),
+        DemoAccount("police.handler", "department_handler", dept_code("police"), None),
+        DemoAccount("housing.handler", "department_handler", dept_code("housing"), None),
+        DemoAccount("emergency.handler", "department_handler", dept_code("emergency"), None),
+        DemoAccount("inspector", "inspector", dept_code("market"), city),
+        DemoAccount("enterprise", "enterprise_user", None, None),
+        DemoAccount("citizen", "citizen", None, None),
     ]
 
 
