@@ -1,0 +1,132 @@
+"""A village operator reads nothing of another village through any registered route.
+
+The test walks every route the app registers, API and page alike, signed in as the demo operator of
+village 1, with path parameters filled with the records of village 2 (another township). A route
+that takes a record of village 2 must answer 403 or 404; no answer may contain anything that
+identifies a person or org unit outside village 1. A new route with a path parameter this walk
+does not know fails the test until it is added here, so scope cannot be forgotten.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.routing import BaseRoute, Mount, Route
+
+from cityops.core.auth.models import ApiToken, OrgUnit, User
+from cityops.core.auth.scope import can_access
+from cityops.core.db import Database
+from tests.accounts.helpers import login, logout
+
+# Routes that need no signed-in user, and say nothing about records.
+PUBLIC_PATHS = {"/login", "/healthz", "/api/auth/login", "/api/openapi.json", "/api/docs",
+                "/docs/oauth2-redirect", "/redoc"}
+# Division and grid boundaries are the city's reference map, shown to every staff member; they hold
+# no personal information. Their routes are still checked for leaks of people and org units.
+REFERENCE_PARAMS = {"/api/places/divisions/{code}", "/api/places/grids/{code}", "/places/{code}"}
+# Routes that act on the signed-in user's own session only.
+SELF_ONLY = {"/api/auth/logout", "/logout", "/api/me/password", "/login"}
+
+
+def walk_routes(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(method, path) of every endpoint, through included routers and their prefixes."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from walk_routes(included.routes, prefix + (route.include_context.prefix or ""))
+        elif isinstance(route, Mount):
+            continue  # static files
+        elif isinstance(route, APIRoute | Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):
+                yield method, prefix + route.path
+
+
+@pytest.fixture
+def foreign(db: Database, client: TestClient) -> dict[str, Any]:
+    """Records of village 2 (and others outside village 1), made visible through real use first."""
+    login(client, "village2.operator")  # leaves audit entries in village 2
+    created = client.post("/api/tokens", json={"name": "village2 system"})
+    assert created.status_code in (200, 201), created.text
+    logout(client)
+    with db.sessions() as session:
+        me = session.scalar(select(User).where(User.username == "village1.operator"))
+        other = session.scalar(select(User).where(User.username == "village2.operator"))
+        assert me is not None and other is not None
+        hidden_users = [u for u in session.scalars(select(User))
+                        if not can_access(me, division_code=u.scope_code, org_unit_id=u.org_unit_id)
+                        and u.scope_code and len(u.scope_code) >= 9]
+        hidden_units = [o for o in session.scalars(select(OrgUnit))
+                        if o.division_code and len(o.division_code) >= 9
+                        and not can_access(me, division_code=o.division_code, org_unit_id=o.id)]
+        token = session.scalar(select(ApiToken).where(ApiToken.user_id == other.id))
+        assert token is not None and other.scope_code
+        markers = {u.username for u in hidden_users} | {o.code for o in hidden_units}
+        markers |= {u.phone for u in hidden_users if u.phone}
+        markers |= {u.id_number for u in hidden_users if u.id_number}
+        return {"user_id": other.id, "prefix": token.prefix, "code": other.scope_code,
+                "markers": markers}
+
+
+def leaks(markers: set[str], text: str) -> list[str]:
+    """Markers standing whole in text: centre-410611100 must not match inside centre-410611100201."""
+    pattern = "|".join(re.escape(m) for m in sorted(markers, key=len, reverse=True))
+    return re.findall(rf"(?<![0-9A-Za-z])(?:{pattern})(?![0-9A-Za-z])", text)
+
+
+def fill(path: str, values: dict[str, Any]) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1).split(":")[0]
+        assert name in values, f"{path}: the scope walk does not know path parameter {{{name}}}; add it"
+        return str(values[name])
+
+    return re.sub(r"{([^}]+)}", value, path)
+
+
+def test_village_operator_cannot_read_another_village(app: FastAPI, client: TestClient,
+                                                       foreign: dict[str, Any]) -> None:
+    assert len(foreign["markers"]) > 100  # other villages' centres, people, phones, ID numbers
+    login(client, "village1.operator")
+    checked = 0
+    for method, path in walk_routes(app.routes):
+        if path in PUBLIC_PATHS and method == "GET":
+            continue
+        if path in SELF_ONLY:
+            continue
+        url = fill(path, foreign)
+        if method == "GET":
+            response = client.get(url, follow_redirects=False)
+        else:
+            response = client.request(method, url, json={}, follow_redirects=False)
+        checked += 1
+        takes_record = "{" in path and path not in REFERENCE_PARAMS
+        if takes_record:
+            assert response.status_code in (403, 404), f"{method} {url} -> {response.status_code}"
+        assert response.status_code < 500, f"{method} {url} -> {response.status_code}: {response.text[:300]}"
+        leaked = leaks(foreign["markers"], response.text)
+        assert not leaked, f"{method} {url} shows records outside village 1: {leaked[:5]}"
+    assert checked >= 20
+
+
+def test_village_operator_cannot_create_users_elsewhere(client: TestClient, foreign: dict[str, Any]) -> None:
+    login(client, "village1.operator")
+    response = client.post("/api/users", json={
+        "username": "intruder", "display_name": "越权", "password": "a-long-password-1",
+        "role": "grid_worker", "scope_code": foreign["code"]})
+    assert response.status_code in (403, 422), response.text
+
+
+def test_every_route_but_the_public_ones_needs_a_signed_in_user(app: FastAPI, client: TestClient,
+                                                                foreign: dict[str, Any]) -> None:
+    for method, path in walk_routes(app.routes):
+        if path in PUBLIC_PATHS or method != "GET":
+            continue
+        response = client.get(fill(path, foreign), follow_redirects=False)
+        status = response.status_code
+        assert status in (401, 303, 307), f"GET {path} answers {status} anonymously"
