@@ -310,6 +310,9 @@ def _validate(
         if code is None:
             errors.append(f"{where}: missing code (property 'code')")
             continue
+        if code in other_level:
+            errors.append(f"{where}: code {code} is already a {other_level[code]}, not a {level}")
+            continue
         if level != "grid" and not re.fullmatch(rf"\d{{{CODE_LENGTH[level]}}}", code):
             errors.append(f"{where}: a {level} code has {CODE_LENGTH[level]} digits, got {code!r}")
             continue
@@ -320,9 +323,6 @@ def _validate(
             errors.append(f"{where}: duplicate code {code} (also feature {seen[code]})")
             continue
         seen[code] = number
-        if code in other_level:
-            errors.append(f"{where}: code {code} is already a {other_level[code]}, not a {level}")
-            continue
         parent_code = parent_given or known_here.get(code) or _derived_parent(code, level)
         if level == "county" and parent_code is None and city is not None:
             parent_code = city.code
