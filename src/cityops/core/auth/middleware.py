@@ -198,9 +198,11 @@ class AuthMiddleware:
         settings: Settings = state_app.settings
         db: Database = state_app.db
         request = Request(scope)
-        identity = await run_in_threadpool(
-            _resolve, db, settings, request.headers.get("authorization"),
-            request.cookies.get(SESSION_COOKIE))
+        authorization = request.headers.get("authorization")
+        session_cookie = request.cookies.get(SESSION_COOKIE)
+        identity = Identity()
+        if authorization is not None or session_cookie:
+            identity = await run_in_threadpool(_resolve, db, settings, authorization, session_cookie)
 
         state: dict[str, Any] = scope.setdefault("state", {})
         state["user"] = identity.user
