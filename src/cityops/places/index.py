@@ -43,7 +43,7 @@ class PlaceIndex:
         polygons: Sequence[Any],
         leaves: Sequence[Leaf],
         *,
-        target_cells: int = 6_000_000,
+        target_cells: int = 3_000_000,
         revision: int = 0,
         names: dict[str, str] | None = None,
     ) -> None:

@@ -12,6 +12,8 @@ from cityops.core.db import utcnow
 from cityops.places.models import Division, Grid, PlacesRevision
 
 Bbox = tuple[float, float, float, float]
+# Where the service keeps per-session derived data (the division tree); dropped on every change.
+SESSION_CACHE_KEY = "cityops.places.hierarchy"
 
 
 def revision(session: Session) -> int:
@@ -27,6 +29,7 @@ def bump_revision(session: Session) -> int:
         session.add(current)
     current.revision += 1
     current.changed_at = utcnow()
+    session.info.pop(SESSION_CACHE_KEY, None)
     session.flush()
     return current.revision
 

@@ -42,6 +42,7 @@ from cityops.places.schemas import (
 )
 
 LEVELS = ("city", "county", "township", "village")
+HIERARCHY_KEY = repo.SESSION_CACHE_KEY
 LAYER_LEVELS = (*LEVELS, "grid")
 CHILD_LEVEL = {"city": "county", "county": "township", "township": "village", "village": "grid"}
 # Simplification tolerance per map layer, in degrees (1e-4 deg is about 10 m).
@@ -335,6 +336,11 @@ class _Hierarchy:
 
     @classmethod
     def load(cls, session: Session) -> _Hierarchy:
+        # Pages ask several questions of the tree per request: load it once per session (a places
+        # write in the session drops it, see repository.bump_revision).
+        cached: _Hierarchy | None = session.info.get(HIERARCHY_KEY)
+        if cached is not None:
+            return cached
         tree = cls()
         for code, name, name_en, level, parent, population, area, synth in repo.hierarchy(session):
             tree.level[code] = level
@@ -350,6 +356,7 @@ class _Hierarchy:
             if parent in tree.level:
                 tree.children.setdefault(parent, []).append(code)
         tree.grid_count = {str(v): int(n) for v, n in repo.grid_villages(session)}
+        session.info[HIERARCHY_KEY] = tree
         return tree
 
     def descendants(self, code: str, level: str | None = None) -> list[str]:
