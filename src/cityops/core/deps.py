@@ -32,4 +32,6 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a failed commit is never answered 200 and a
+# redirect after a write never arrives before the write is visible.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
