@@ -116,3 +116,32 @@ def test_short_village_names() -> None:
     assert synthetic.short_village_name("上关居民委员会") == "上关社区"
     assert synthetic.short_village_name("飞龙社区居民委员会") == "飞龙社区"
     assert synthetic.short_village_name("农场六分场生活区") == "农场六分场生活区"
+
+
+def test_township_areas_follow_their_village_counts(seeded: Database) -> None:
+    """Townships are sized by their villages (communities weigh less: they are urban and dense)."""
+    with seeded.sessions() as session:
+        rows = session.execute(
+            select(Division.code, Division.name, Division.level, Division.parent_code, Division.area_km2)
+        ).all()
+    weight: dict[str, float] = defaultdict(float)
+    for _code, name, level, parent, _area in rows:
+        if level == "village":
+            weight[parent] += synthetic.AREA_WEIGHT[synthetic.village_kind(name)]
+    towns_of: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for code, _name, level, parent, area in rows:
+        if level == "township":
+            towns_of[parent].append((area, weight[code]))
+    for county, towns in towns_of.items():
+        total_area = sum(a for a, _w in towns)
+        total_weight = sum(w for _a, w in towns)
+        for area, w in towns:
+            ratio = (area / total_area) / (w / total_weight)
+            assert 0.5 < ratio < 2.0, county
+
+
+def test_generation_is_deterministic_for_a_seed() -> None:
+    first = synthetic.generate(5)
+    second = synthetic.generate(5)
+    assert [g.geometry.wkb for g in first.grids] == [g.geometry.wkb for g in second.grids]
+    assert [d.population for d in first.divisions] == [d.population for d in second.divisions]
