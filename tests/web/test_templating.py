@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -55,11 +56,14 @@ def test_unauthenticated_page_redirects_to_login() -> None:
     assert response.headers["location"] == "/login?next=/map%3Flang%3Den"
 
 
+GRID_WORKER = SimpleNamespace(username="gw", display_name="网格员甲", role="grid_worker")
+
+
 def test_navigation_hidden_before_sign_in_and_ordered_after() -> None:
     register_nav(NavItem("test-b", "Map", "/test-b", order=9001))
     register_nav(NavItem("test-a", "Home", "/test-a", order=9000))
     assert visible_nav(None) == []
-    keys = [item.key for item in visible_nav(object())]
+    keys = [item.key for item in visible_nav(GRID_WORKER)]
     assert keys.index("test-a") < keys.index("test-b")
 
 
@@ -70,9 +74,13 @@ def test_navigation_key_cannot_be_taken_twice() -> None:
         register_nav(NavItem("test-dup", "Map", "/two"))
 
 
-def test_navigation_with_a_permission_needs_it() -> None:
-    register_nav(NavItem("test-perm", "Map", "/secret", permission="no.such.permission"))
-    assert "test-perm" not in [item.key for item in visible_nav(object())]
+def test_navigation_shows_only_what_the_role_may_use() -> None:
+    register_nav(NavItem("test-places", "Map", "/test-places", permission="places.read"))
+    register_nav(NavItem("test-audit", "Map", "/test-audit", permission="audit.read"))
+    keys = [item.key for item in visible_nav(GRID_WORKER)]
+    assert "test-places" in keys
+    assert "test-audit" not in keys
+    assert "test-places" not in [item.key for item in visible_nav(SimpleNamespace(role="citizen"))]
 
 
 def test_timestamps_shown_in_shanghai_time() -> None:

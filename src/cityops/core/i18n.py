@@ -4,8 +4,8 @@ The catalogues live in src/cityops/web/i18n/<locale>/LC_MESSAGES/: messages.po f
 <package>.po per package that adds text, merged into one catalogue per locale (so engineers of different
 packages never edit the same file). Compiling them in memory with Babel means the repository holds no
 .mo files and a translator only edits .po files.
-The locale of a request comes from `?lang=` (remembered in the `lang` cookie), then the cookie, then
-settings.default_locale (Chinese).
+The locale of a request comes from `?lang=` (remembered in the `lang` cookie), then the cookie, then the
+signed-in user's preferred locale, then settings.default_locale (Chinese).
 """
 
 from __future__ import annotations
@@ -86,20 +86,18 @@ def default_locale(request: Request) -> Locale:
 
 
 def locale_of(request: Request) -> Locale:
-    """The request's locale: set by the middleware, else derived the same way it would be."""
-    chosen = getattr(request.state, "locale", None)
-    if chosen in LOCALES:
-        return cast(Locale, chosen)
+    """The request's locale: `?lang=`, then the `lang` cookie, then the signed-in user's preferred
+    locale, then settings.default_locale."""
+    user = getattr(request.state, "user", None)
     return (normalise(request.query_params.get("lang")) or normalise(request.cookies.get(LANG_COOKIE))
-            or default_locale(request))
+            or normalise(getattr(user, "locale", None)) or default_locale(request))
 
 
 async def locale_middleware(request: Request,
                             call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Pick the locale for the request and remember an explicit `?lang=` choice in a cookie."""
-    asked = normalise(request.query_params.get("lang"))
-    request.state.locale = asked or locale_of(request)
+    """Remember an explicit `?lang=` choice in a cookie, so the next pages keep the language."""
     response = await call_next(request)
+    asked = normalise(request.query_params.get("lang"))
     if asked and request.cookies.get(LANG_COOKIE) != asked:
         settings = getattr(request.app.state, "settings", None)
         response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_MAX_AGE_S, httponly=True,

@@ -43,6 +43,8 @@ class NavItem:
     order: int = 100
     # None: every signed-in user sees it; otherwise the permission the user must hold.
     permission: str | None = None
+    # One sentence (English msgid) for the home page's card; None shows the label only.
+    description: str | None = None
 
 
 _nav: dict[str, NavItem] = {}
@@ -65,13 +67,25 @@ def nav_items() -> list[NavItem]:
     return sorted(_nav.values(), key=lambda item: (item.order, item.key))
 
 
-def _permission_checker() -> Callable[[Any, str], bool] | None:
+def _auth_attr(name: str) -> Any:
+    """An attribute of cityops.core.auth, imported late because auth itself renders pages."""
     try:
         auth = importlib.import_module("cityops.core.auth")
     except ImportError:
         return None
-    checker = getattr(auth, "has_permission", None)
+    return getattr(auth, name, None)
+
+
+def _permission_checker() -> Callable[[Any, str], bool] | None:
+    checker = _auth_attr("has_permission")
     return checker if callable(checker) else None
+
+
+def role_of(user: Any) -> Any:
+    """The Role (code, label...) of a user, for the user menu; None when unknown."""
+    roles = _auth_attr("ROLES")
+    code = getattr(user, "role", None)
+    return roles.get(code) if roles is not None and code is not None else None
 
 
 def visible_nav(user: Any) -> list[NavItem]:
@@ -148,12 +162,8 @@ def _gettext_callables(locale: str) -> dict[str, Callable[..., str]]:
 
 
 def csrf_token_for(request: Request) -> str:
-    """The session's CSRF token, from cityops.core.auth when it provides one."""
-    try:
-        auth = importlib.import_module("cityops.core.auth")
-    except ImportError:
-        return ""
-    make = getattr(auth, "csrf_token", None)
+    """The session's CSRF token, from cityops.core.auth."""
+    make = _auth_attr("csrf_token")
     return str(make(request)) if callable(make) else ""
 
 
@@ -172,6 +182,7 @@ def base_context(request: Request) -> dict[str, Any]:
         "html_lang": HTML_LANG.get(locale, locale),
         "languages": [(code, LOCALE_NAMES[code], lang_url(request, code)) for code in LOCALES],
         "user": user,
+        "user_role": role_of(user) if user is not None else None,
         "csrf_token": csrf_token_for(request),
         "nav": visible_nav(user),
         "settings": getattr(request.app.state, "settings", None),

@@ -31,8 +31,12 @@
     return style;
   }
 
+  // Official names are Chinese; English pages add the romanised name where the data has one.
   function displayName(p) {
-    return locale.indexOf("en") === 0 && p.name_en ? p.name_en : p.name;
+    return p.name;
+  }
+  function secondaryName(p) {
+    return locale.indexOf("en") === 0 && p.name_en && p.name_en !== p.name ? p.name_en : "";
   }
 
   // --- status line ---------------------------------------------------------------------------
@@ -153,6 +157,7 @@
   function popupFor(level, p) {
     var box = el_("div", { class: "place-popup", "data-code": p.code });
     box.appendChild(el_("h3", {}, displayName(p)));
+    if (secondaryName(p)) box.appendChild(el_("p", { class: "muted alt-name" }, secondaryName(p)));
     var dl = el_("dl");
     function row(label, value) {
       if (value === undefined || value === null || value === "") return;
@@ -170,7 +175,7 @@
       box.appendChild(el_("p", { class: "muted" }, T.real_boundary));
     }
     var actions = el_("div", { class: "actions" });
-    if (level !== "grid" && cfg.placeUrl) {
+    if (cfg.placeUrl) {
       actions.appendChild(el_("a", { href: cfg.placeUrl.replace("{code}", encodeURIComponent(p.code)) }, T.open_place));
     }
     if (level === "village") {
@@ -314,14 +319,20 @@
           var li = el_("li", { role: "option", "data-code": p.code, tabindex: "0" });
           li.appendChild(el_("span", { class: "lvl" }, T["level_" + p.level] || p.level));
           li.appendChild(el_("span", {}, displayName(p)));
+          if (secondaryName(p)) li.appendChild(el_("span", { class: "code" }, secondaryName(p)));
           li.appendChild(el_("span", { class: "code" }, p.code));
           li.addEventListener("click", function () { locate(item); });
           li.addEventListener("keydown", function (e) { if (e.key === "Enter") locate(item); });
           results.appendChild(li);
         });
         results.hidden = false;
-        // One exact hit: go straight to it.
+        // A single hit, or one whose code or name is exactly what was typed: go straight to it.
+        var exact = items.filter(function (item) {
+          var p = item.properties || item;
+          return p.code === q || p.name === q || p.name_en === q;
+        });
         if (items.length === 1) locate(items[0]);
+        else if (exact.length) locate(exact[0]);
       })
       .catch(function (err) { showStatus(T.search_failed + ": " + err.message, true); });
   });
