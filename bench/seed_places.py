@@ -13,7 +13,7 @@ from rich.progress import Progress
 
 from cityops import all_models
 from cityops.core.db import Base, Database
-from cityops.demo.framework import SeedContext
+from cityops.core.seeding import SeedContext
 from cityops.places import demo, service
 
 TARGET_S = 30.0

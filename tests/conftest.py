@@ -53,7 +53,7 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Schema plus the small synthetic Hebi, built once per test worker."""
-    from cityops.demo.framework import seed
+    from cityops.core.seeding import seed
 
     path = tmp_path_factory.mktemp("template") / "template.db"
     db = Database(f"sqlite:///{path}")

@@ -9,7 +9,7 @@ from cityops.app import create_app
 from cityops.config import Settings
 from cityops.core import migrate
 from cityops.core.db import Database
-from cityops.demo.framework import seed
+from cityops.core.seeding import seed
 from cityops.places import synthetic
 from tests.accounts.helpers import login
 

@@ -66,7 +66,7 @@ def seed(
         fail(f"--scale must be 'full' or 'small', not {scale!r}")
     from cityops.core import migrate
     from cityops.core.db import Database
-    from cityops.demo.framework import seed as run_seed
+    from cityops.core.seeding import seed as run_seed
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)

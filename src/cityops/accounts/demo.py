@@ -23,7 +23,7 @@ from cityops.config import get_settings
 from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.security import hash_password
 from cityops.core.db import Database, utcnow
-from cityops.demo.framework import Generator, SeedContext
+from cityops.core.seeding import Generator, SeedContext
 from cityops.places import service as places_service
 
 DEMO_PASSWORD = "hebi-demo-2024"

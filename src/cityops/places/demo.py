@@ -5,7 +5,7 @@ The divisions are real and fixed, so scale small and full produce the same place
 from __future__ import annotations
 
 from cityops.core.db import Database
-from cityops.demo.framework import Generator, SeedContext
+from cityops.core.seeding import Generator, SeedContext
 from cityops.places import service
 
 

@@ -1,4 +1,7 @@
-"""The generator registry and runner behind `cityops seed`."""
+"""The generator registry and runner behind `cityops seed`.
+
+It lives in core so that each package's demo.py (which registers a generator) imports downwards; the
+packages are named here as strings and imported only when seeding."""
 
 from __future__ import annotations
 
