@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
+from cityops.config import Settings
 from cityops.core import templating
 from cityops.core.templating import NavItem, fmt_dt, register_nav, visible_nav
 
@@ -86,3 +87,28 @@ def test_navigation_shows_only_what_the_role_may_use() -> None:
 def test_timestamps_shown_in_shanghai_time() -> None:
     assert fmt_dt(datetime(2024, 9, 27, 16, 30, tzinfo=UTC)) == "2024-09-28 00:30"
     assert fmt_dt(None) == ""
+
+
+def test_a_crash_shows_a_friendly_page_without_a_stack_trace(settings: Settings) -> None:
+    from cityops.app import create_app
+
+    app = create_app(settings)
+
+    def broken() -> None:
+        raise RuntimeError("secret internals at line 42")
+
+    def needs_number(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    app.add_api_route("/test-broken", broken)
+    app.add_api_route("/test-number", needs_number)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        crashed = test_client.get("/test-broken")
+        assert crashed.status_code == 500
+        assert "系统出错了" in crashed.text
+        assert "secret internals" not in crashed.text
+        assert "Traceback" not in crashed.text
+        invalid = test_client.get("/test-number?n=abc&lang=en")
+        assert invalid.status_code == 422
+        assert "Invalid input" in invalid.text
+        assert "Traceback" not in invalid.text
