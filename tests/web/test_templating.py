@@ -112,3 +112,11 @@ def test_a_crash_shows_a_friendly_page_without_a_stack_trace(settings: Settings)
         assert invalid.status_code == 422
         assert "Invalid input" in invalid.text
         assert "Traceback" not in invalid.text
+
+
+def test_templates_show_timestamps_in_the_configured_timezone(settings: Settings) -> None:
+    template = templating.environment().from_string("{{ at|fmt_dt }} / {{ at|fmt_dt('%H:%M') }}")
+    at = datetime(2024, 9, 27, 23, 5, tzinfo=UTC)
+    assert template.render(settings=settings, at=at) == "2024-09-28 07:05 / 07:05"
+    utc = settings.model_copy(update={"display_timezone": "UTC"})
+    assert template.render(settings=utc, at=at) == "2024-09-27 23:05 / 23:05"
