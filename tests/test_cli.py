@@ -63,3 +63,25 @@ def test_seed_rejects_an_unknown_scale(tmp_path: Path, template_db: Path) -> Non
     assert result.returncode == 2
     assert "--scale must be 'full' or 'small'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path, template_db: Path) -> None:
+    env = {**cli_env(tmp_path, template_db), "CITYOPS_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/x"}
+    result = run_cli("places", "stats", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot use the database")
+    assert "Traceback" not in result.stderr
+
+
+def test_production_with_the_default_secret_is_refused(tmp_path: Path, template_db: Path) -> None:
+    env = {**cli_env(tmp_path, template_db), "CITYOPS_ENVIRONMENT": "production"}
+    result = run_cli("places", "stats", env=env)
+    assert result.returncode == 2
+    assert "CITYOPS_SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_upgrade_creates_the_database_folder(tmp_path: Path, template_db: Path) -> None:
+    db_file = tmp_path / "new" / "folder" / "c.db"
+    env = {**cli_env(tmp_path, template_db), "CITYOPS_DATABASE_URL": f"sqlite:///{db_file}"}
+    assert run_cli("db", "upgrade", env=env).returncode == 0
+    assert db_file.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 
@@ -94,9 +95,24 @@ def serve(
                 log_level="info")
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
+def main() -> None:
+    """Console entry: errors an operator can fix get one line, never a stack trace."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError
+
+    from cityops.core.errors import CityopsError
+
+    try:
+        app(standalone_mode=True)
+    except OperationalError as exc:
+        message = f"cannot use the database ({get_settings().database_url}): {exc.orig}"
+    except ValidationError as exc:
+        message = f"bad setting: {exc.errors()[0]['msg']}"
+    except CityopsError as exc:
+        message = exc.message
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    sys.exit(2)
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":
     main()
