@@ -19,7 +19,8 @@ from cityops.core.auth.roles import ROLES
 from cityops.core.auth.sessions import end_session, start_session
 from cityops.core.deps import SessionDep, SettingsDep
 from cityops.core.errors import CityopsError
-from cityops.core.i18n import N_
+from cityops.core.export import xlsx_response
+from cityops.core.i18n import N_, gettext_for, locale_of
 from cityops.core.templating import NavItem, register_nav, render
 
 router = APIRouter(include_in_schema=False)
@@ -131,11 +132,43 @@ def users_page(request: Request, session: SessionDep, user: CurrentUser, q: str 
         "query": _query(q=q, role=role), **_pages(total, offset)})
 
 
+EXPORT_MAX_ROWS = 100_000
+
+
+@router.get("/users/export.xlsx")
+def users_export(request: Request, session: SessionDep, settings: SettingsDep, user: CurrentUser,
+                 q: str | None = None, role: str | None = None) -> Response:
+    """The filtered user list as Excel, masked as on the page."""
+    items, _total = service.list_users(session, viewer=user, q=q, role=role or None, limit=EXPORT_MAX_ROWS)
+    _ = gettext_for(locale_of(request)).gettext
+    headers = [_("Username"), _("Name"), _("Role"), _("Org unit"), _("Division"), _("Phone"), _("Status")]
+    rows = ([u.username, u.display_name, _(ROLES[u.role].label) if u.role in ROLES else u.role,
+             u.org_unit.name if u.org_unit else "", u.scope_code or "", u.phone or "",
+             _("Active") if u.is_active else _("Disabled")] for u in items)
+    return xlsx_response(f"{_('Users')}.xlsx", _("Users"), headers, rows, timezone=settings.display_timezone)
+
+
 @router.get("/users/{user_id}", response_class=HTMLResponse)
 def user_page(user_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, session: SessionDep,
               user: CurrentUser) -> HTMLResponse:
     item = service.get_user(session, viewer=user, user_id=user_id, request=request)
     return render(request, "accounts/user.html", {"item": item, "role_def": ROLES.get(item.role)})
+
+
+@router.get("/audit/export.xlsx")
+def audit_export(request: Request, session: SessionDep, settings: SettingsDep,
+                 user: Annotated[User, Depends(require_permission("audit.read"))],
+                 action: str | None = None, username: str | None = None) -> Response:
+    """The filtered audit log as Excel, times in the display time zone."""
+    items, _total = service.list_audit(session, viewer=user, action=action or None,
+                                       username=username or None, limit=EXPORT_MAX_ROWS)
+    _ = gettext_for(locale_of(request)).gettext
+    headers = [_("Time"), _("User"), _("Action"), _("Record"), _("Division"), _("IP address")]
+    rows = ([e.at, e.username or "", _(ACTION_LABELS.get(e.action, e.action)),
+             f"{e.resource_type} {e.resource_id or ''}".strip(), e.division_code or "", e.ip or ""]
+            for e in items)
+    return xlsx_response(f"{_('Audit log')}.xlsx", _("Audit log"), headers, rows,
+                         timezone=settings.display_timezone)
 
 
 @router.get("/audit", response_class=HTMLResponse)
