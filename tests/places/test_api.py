@@ -138,7 +138,7 @@ def test_geojson_layers(staff: TestClient) -> None:
     assert props["410621"] == {
         "code": "410621",
         "name": "浚县",
-        "name_en": "xun xian",
+        "name_en": "Xunxian",
         "level": "county",
         "parent_code": "410600",
         "synthetic": False,

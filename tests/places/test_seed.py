@@ -57,7 +57,7 @@ def test_labels_say_what_is_real_and_what_is_synthetic(seeded: Database) -> None
     assert "converted to WGS84" in divisions["410621"].geometry_source
     assert divisions["410671"].geometry_synthetic
     assert divisions["410611100"].geometry_synthetic and divisions["410611100"].source_datum == "WGS84"
-    assert divisions["410602"].name_en == "he shan"
+    assert divisions["410602"].name_en == "Heshan"
     assert divisions["410600"].parent_code is None
 
 

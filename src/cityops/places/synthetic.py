@@ -115,8 +115,9 @@ def read_divisions() -> list[DivisionRecord]:
 
 
 def read_pinyin() -> dict[str, str]:
+    """English names from the pinyin of the short name, written as place names are: "he shan" -> "Heshan"."""
     with (DATA_DIR / "names_pinyin.csv").open(encoding="utf-8", newline="") as fh:
-        return {row["code"]: row["pinyin"] for row in csv.DictReader(fh)}
+        return {row["code"]: row["pinyin"].replace(" ", "").capitalize() for row in csv.DictReader(fh)}
 
 
 def read_county_boundaries() -> dict[str, Any]:
