@@ -106,6 +106,8 @@ def main() -> None:
         app(standalone_mode=True)
     except OperationalError as exc:
         message = f"cannot use the database ({get_settings().database_url}): {exc.orig}"
+        if "no such table" in str(exc.orig) or "does not exist" in str(exc.orig):
+            message += "; create the schema with `cityops db upgrade` (and `cityops seed` for demo data)"
     except ValidationError as exc:
         message = f"bad setting: {exc.errors()[0]['msg']}"
     except CityopsError as exc:
