@@ -26,8 +26,11 @@ from cityops.core.templating import NavItem, register_nav, render
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 
-register_nav(NavItem("users", N_("Users"), "/users", order=80, permission="users.read"))
-register_nav(NavItem("audit", N_("Audit log"), "/audit", order=90, permission="audit.read"))
+register_nav(NavItem("users", N_("Users"), "/users", order=80, permission="users.read",
+                     description=N_("Accounts in your scope, their roles and org units.")))
+register_nav(NavItem(
+    "audit", N_("Audit log"), "/audit", order=90, permission="audit.read",
+    description=N_("Who read or changed what, including every read of personal information.")))
 
 # What the login page says for each refusal; the service's reasons are English API messages.
 LOGIN_ERRORS = {

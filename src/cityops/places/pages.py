@@ -16,7 +16,8 @@ from cityops.places import service
 from cityops.places.schemas import PlacesStats
 
 router = APIRouter(include_in_schema=False)
-register_nav(NavItem("places", N_("Places"), "/places", order=20, permission="places.read"))
+register_nav(NavItem("places", N_("Places"), "/places", order=20, permission="places.read",
+                     description=N_("Browse counties, townships, villages and grids with their figures.")))
 
 Reader = Annotated[User, Depends(require_permission("places.read"))]
 LEVEL_LABELS = {
