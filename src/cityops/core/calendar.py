@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate
@@ -32,6 +33,7 @@ DEFAULT_SPANS: tuple[tuple[time, time], ...] = ((time(8, 30), time(12, 0)), (tim
 
 _ZERO = timedelta(0)
 _ONE_DAY = timedelta(days=1)
+_EPSILON = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,20 @@ class WorkingCalendar:
             d = date(d.year + 1, 1, 1)
         return count
 
+    def nth_working_day_after(self, d: date, n: int) -> date:
+        """The n-th working day after `d` (n >= 1), found by bisecting the per-year prefix sums."""
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        year, index = d.year, d.timetuple().tm_yday  # index of the day after d in its year
+        while True:
+            entry = self._year(year)
+            ahead = entry.prefix[-1] - entry.prefix[index]
+            if n <= ahead:
+                position = bisect_left(entry.prefix, entry.prefix[index] + n)
+                return date(year, 1, 1) + timedelta(days=position - 1)
+            n -= ahead
+            year, index = year + 1, 0
+
     # -- conversions --------------------------------------------------------------------------
 
     def _local(self, t: datetime, name: str) -> datetime:
@@ -165,12 +181,7 @@ class WorkingCalendar:
 
     def _add_days(self, wall: datetime, days: int) -> datetime:
         # `wall` is already inside office hours, so the same clock time on a working day is too.
-        d = wall.date()
-        while days > 0:
-            d += _ONE_DAY
-            if self.is_working_day(d):
-                days -= 1
-        return datetime.combine(d, wall.time())
+        return datetime.combine(self.nth_working_day_after(wall.date(), days), wall.time())
 
     def _add_duration(self, wall: datetime, remaining: timedelta) -> datetime:
         d = wall.date()
@@ -184,6 +195,11 @@ class WorkingCalendar:
                     if remaining <= available:
                         return begin + remaining
                     remaining -= available
+            # Jump over the whole working days in between, keeping some time for the last day.
+            whole = (remaining - _EPSILON) // self._day_length
+            if whole:
+                d = self.nth_working_day_after(d, whole)
+                remaining -= self._day_length * whole
             d += _ONE_DAY
             wall = datetime.combine(d, time.min)
 
