@@ -26,6 +26,7 @@ from cityops.core.auth.models import ApiToken, OrgUnit, User
 from cityops.core.auth.scope import can_access
 from cityops.core.db import Database
 from cityops.core.export import XLSX_MEDIA_TYPE
+from cityops.places.models import Grid
 from tests.accounts.helpers import login, logout
 
 # Routes that need no signed-in user, and say nothing about records.
@@ -57,6 +58,8 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
     login(client, "village2.operator")  # leaves audit entries in village 2
     created = client.post("/api/tokens", json={"name": "village2 system"})
     assert created.status_code in (200, 201), created.text
+    case = client.post("/api/cases", json=foreign_case(db, "village2.operator"))
+    assert case.status_code == 201, case.text
     logout(client)
     with db.sessions() as session:
         me = session.scalar(select(User).where(User.username == "village1.operator"))
@@ -73,8 +76,27 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         markers = {u.username for u in hidden_users} | {o.code for o in hidden_units}
         markers |= {u.phone for u in hidden_users if u.phone}
         markers |= {u.id_number for u in hidden_users if u.id_number}
+        markers |= {case.json()["number"], FOREIGN_REPORTER, FOREIGN_REPORTER_PHONE, FOREIGN_CASE_TITLE}
         return {"user_id": other.id, "prefix": token.prefix, "code": other.scope_code,
-                "markers": markers}
+                "markers": markers, "case_id": case.json()["id"], "action": "accept"}
+
+
+FOREIGN_REPORTER = "赵二村"
+FOREIGN_REPORTER_PHONE = "13900002222"
+FOREIGN_CASE_TITLE = "二村的宅基地纠纷"
+
+
+def foreign_case(db: Database, username: str) -> dict[str, Any]:
+    """A dispute reported at a point inside the village of `username`."""
+    with db.sessions() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        assert user is not None and user.scope_code
+        grid = session.scalars(select(Grid).where(Grid.village_code == user.scope_code[:12])
+                               .order_by(Grid.code)).first()
+        assert grid is not None
+        return {"type_code": "dispute", "category": "neighbour", "title": FOREIGN_CASE_TITLE,
+                "lon": grid.centroid_lon, "lat": grid.centroid_lat, "reporter_name": FOREIGN_REPORTER,
+                "reporter_phone": FOREIGN_REPORTER_PHONE, "fields": {"parties": 2}}
 
 
 def leaks(markers: set[str], text: str) -> list[str]:

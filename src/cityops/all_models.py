@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "cityops.core.events",
     "cityops.core.auth.models",
     "cityops.places.models",
+    "cityops.cases.models",
 )
 
 

@@ -107,6 +107,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(accounts_api.router)
     app.include_router(accounts_pages.router)
 
+    from cityops.cases import api as cases_api
+
+    app.include_router(cases_api.router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         with db.engine.connect() as conn:

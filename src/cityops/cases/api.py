@@ -1,0 +1,75 @@
+"""JSON routes of the case engine under /api/cases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from cityops.cases import service
+from cityops.cases.schemas import MAX_ID, ActionRequest, CaseCreate, CaseEventRead, CasePage, CaseRead
+from cityops.cases.workflow import STATES
+from cityops.core.auth.deps import CurrentUser, require_permission
+from cityops.core.auth.models import User
+from cityops.core.deps import SessionDep, SettingsDep
+from cityops.core.export import xlsx_response
+from cityops.places import service as places_service
+
+router = APIRouter(prefix="/api/cases", tags=["cases"])
+
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Reporter = Annotated[User, Depends(require_permission("cases.report"))]
+Action = Annotated[str, Path(pattern=r"^[a-z_]{1,24}$")]
+ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such case in your scope"},
+          409: {"description": "Not allowed in this state (with the allowed moves) or a stale version"},
+          422: {"description": "Invalid input; names the field"}}
+
+
+@router.post("", response_model=CaseRead, status_code=201, responses=ERRORS)
+def report(body: CaseCreate, request: Request, session: SessionDep, user: Reporter) -> CaseRead:
+    """Report a case: routed from its location to the grid's village centre or the owning department."""
+    index = places_service.cache_for(request.app.state).index(session)
+    case = service.report_case(session, data=body, index=index, reporter=user)
+    return service.to_read(session, case, viewer=user)
+
+
+@router.get("", response_model=CasePage, responses={200: {"content": {
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}})
+def list_cases(
+    session: SessionDep, user: CurrentUser, settings: SettingsDep,
+    status: Annotated[list[str] | None, Query(max_length=len(STATES),
+                                              description="One or more states")] = None,
+    type_code: Annotated[str | None, Query(max_length=40)] = None,
+    level: Annotated[str | None, Query(max_length=10)] = None,
+    q: Annotated[str | None, Query(max_length=60, description="Text in number, title or description")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    format: Annotated[Literal["json", "xlsx"], Query()] = "json",
+) -> CasePage | Response:
+    """Cases in your scope, newest first; `?format=xlsx` downloads the whole filtered list."""
+    states = [s for s in status or [] if s]
+    if format == "xlsx":
+        rows = service.export_rows(session, viewer=user, status=states, type_code=type_code or None,
+                                   level=level or None, q=q)
+        return xlsx_response("案件列表.xlsx", "cases", service.EXPORT_HEADERS, rows,
+                             timezone=settings.display_timezone)
+    return service.list_cases(session, viewer=user, status=states, type_code=type_code or None,
+                              level=level or None, q=q, limit=limit, offset=offset)
+
+
+@router.get("/{case_id}", response_model=CaseRead, responses=ERRORS)
+def get_case(case_id: CaseId, request: Request, session: SessionDep, user: CurrentUser) -> CaseRead:
+    return service.get_case(session, viewer=user, case_id=case_id, request=request)
+
+
+@router.get("/{case_id}/timeline", response_model=list[CaseEventRead], responses=ERRORS)
+def timeline(case_id: CaseId, session: SessionDep, user: CurrentUser) -> list[CaseEventRead]:
+    return service.timeline(session, viewer=user, case_id=case_id)
+
+
+@router.post("/{case_id}/actions/{action}", response_model=CaseRead, responses=ERRORS)
+def act(case_id: CaseId, action: Action, body: ActionRequest, session: SessionDep,
+        user: CurrentUser) -> CaseRead:
+    """Apply a workflow action with the version you saw; answers the case in its new state."""
+    case = service.act(session, actor=user, case_id=case_id, action=action, body=body)
+    return service.to_read(session, case, viewer=user)

@@ -1,0 +1,70 @@
+"""Queries on cases, their timeline and the number counter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from cityops.cases.models import Case, CaseCounter, CaseEvent
+from cityops.core.auth.models import OrgUnit
+
+
+def next_number(session: Session, *, prefix: str, year: int) -> str:
+    """The next case number of the year, e.g. HB-2024-000001 (the counter row is locked by the UPDATE
+    until commit, so concurrent intakes never share a number)."""
+    last = session.execute(
+        update(CaseCounter).where(CaseCounter.year == year).values(last=CaseCounter.last + 1)
+        .returning(CaseCounter.last)
+    ).scalar()
+    if last is None:
+        session.add(CaseCounter(year=year, last=1))
+        session.flush()
+        last = 1
+    return f"{prefix}-{year}-{last:06d}"
+
+
+def get(session: Session, case_id: int) -> Case | None:
+    return session.get(Case, case_id)
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), type_code: str | None = None,
+               level: str | None = None, q: str | None = None) -> Select[Any]:
+    query = select(Case).where(condition)
+    if status:
+        query = query.where(Case.status.in_(status))
+    if type_code:
+        query = query.where(Case.type_code == type_code)
+    if level:
+        query = query.where(Case.level == level)
+    if q:
+        pattern = f"%{escape_like(q)}%"
+        query = query.where(or_(Case.title.like(pattern, escape="\\"),
+                                Case.description.like(pattern, escape="\\"),
+                                Case.number.like(pattern, escape="\\")))
+    return query
+
+
+def page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[list[Case], int]:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc())
+                           .limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def events(session: Session, case_id: int) -> list[CaseEvent]:
+    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id)
+                                .order_by(CaseEvent.at, CaseEvent.id)))
+
+
+def org_units(session: Session, ids: Iterable[int | None]) -> dict[int, OrgUnit]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {u.id: u for u in session.scalars(select(OrgUnit).where(OrgUnit.id.in_(wanted)))}

@@ -1,0 +1,401 @@
+"""Case rules: intake, reading in scope, the timeline and workflow actions.
+
+Services flush, never commit: the request or the caller's unit of work commits. Every change writes
+a timeline line and an outbox event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, true
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from cityops.cases import repository as repo
+from cityops.cases import routing
+from cityops.cases import types as case_types
+from cityops.cases.models import Case, CaseEvent
+from cityops.cases.schemas import (
+    ActionRequest,
+    CaseCreate,
+    CaseEventRead,
+    CasePage,
+    CaseRead,
+    CaseSummary,
+    OrgUnitRef,
+)
+from cityops.cases.workflow import (
+    FINAL_STATES,
+    LEVELS,
+    STATES,
+    WORKFLOWS,
+    Transition,
+    allowed_actions,
+    level_above,
+    level_below,
+    transition_for,
+)
+from cityops.core.auth import audit
+from cityops.core.auth.models import OrgUnit, User
+from cityops.core.auth.pii import mask_phone
+from cityops.core.auth.roles import can_view_pii, has_permission
+from cityops.core.auth.scope import authorize, scope_filter
+from cityops.core.db import utcnow
+from cityops.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from cityops.core.events import Event, emit, event_type
+from cityops.places.index import PlaceIndex
+
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+MAX_EXPORT_ROWS = 100_000
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class CaseReported(Event):
+    topic = "cases.reported"
+    case_id: int
+    number: str
+    type_code: str
+    category: str
+    level: str
+    division_code: str
+    org_unit_id: int | None
+    source: str
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class CaseTransitioned(Event):
+    topic = "cases.transitioned"
+    case_id: int
+    number: str
+    action: str
+    from_status: str
+    to_status: str
+    level: str
+    org_unit_id: int | None
+    actor_id: int | None
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def mask_name(name: str | None) -> str | None:
+    """张三丰 -> 张**: the surname stays, like a masked phone keeps its prefix."""
+    if not name:
+        return name
+    return name[0] + "*" * (len(name) - 1)
+
+
+def _unit_ref(unit: OrgUnit | None) -> OrgUnitRef | None:
+    return OrgUnitRef(id=unit.id, code=unit.code, name=unit.name) if unit is not None else None
+
+
+def _summary_values(case: Case, unit: OrgUnit | None, *, pii_visible: bool) -> dict[str, Any]:
+    registry = case_types.registry()
+    try:
+        case_type = registry.find(case.type_code)
+        type_name = case_type.name_zh
+        category_name = case_type.category(case.category).name_zh
+    except (NotFound, ValidationFailed):  # a type or category since removed from the file
+        type_name, category_name = case.type_code, case.category
+    return {
+        "id": case.id, "number": case.number, "type_code": case.type_code, "type_name": type_name,
+        "category": case.category, "category_name": category_name, "title": case.title,
+        "status": case.status, "level": case.level, "division_code": case.division_code,
+        "village_code": case.village_code, "org_unit": _unit_ref(unit),
+        "reporter_name": case.reporter_name if pii_visible else mask_name(case.reporter_name),
+        "reporter_phone": case.reporter_phone if pii_visible else mask_phone(case.reporter_phone),
+        "source": case.source, "deadline_at": case.deadline_at, "created_at": case.created_at,
+        "updated_at": case.updated_at, "version": case.version,
+    }
+
+
+def _authorize(viewer: User | None, case: Case | None, case_id: int) -> Case:
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    authorize(viewer, division_code=case.division_code, org_unit_id=case.org_unit_id,
+              owner_id=case.reporter_user_id, resource="case", resource_id=case_id)
+    return case
+
+
+def _workflow_of(case: Case) -> dict[tuple[str, str], Transition]:
+    return dict(WORKFLOWS[case_types.registry().find(case.type_code).workflow])
+
+
+def to_read(session: Session, case: Case, *, viewer: User | None) -> CaseRead:
+    unit = session.get(OrgUnit, case.org_unit_id) if case.org_unit_id is not None else None
+    pii_visible = viewer is None or can_view_pii(viewer) or viewer.id == case.reporter_user_id
+    workflow = _workflow_of(case)
+    allowed = [a for a in allowed_actions(workflow, case.status)
+               if viewer is None or has_permission(viewer, workflow[(case.status, a)].permission)]
+    return CaseRead(
+        **_summary_values(case, unit, pii_visible=pii_visible),
+        description=case.description, grid_code=case.grid_code, lon=case.lon, lat=case.lat,
+        assignee_id=case.assignee_id, public=case.public, fields=case.fields,
+        merged_into_id=case.merged_into_id, paused_at=case.paused_at, paused_seconds=case.paused_seconds,
+        closed_at=case.closed_at, pii_visible=pii_visible, allowed_actions=allowed,
+    )
+
+
+def get_case(session: Session, *, viewer: User, case_id: int, request: Any = None) -> CaseRead:
+    """One case in the viewer's scope (404 outside it). Reading a reporter's unmasked details is
+    audited."""
+    case = _authorize(viewer, repo.get(session, case_id), case_id)
+    read = to_read(session, case, viewer=viewer)
+    has_pii = bool(case.reporter_phone or case.reporter_name)
+    if read.pii_visible and viewer.id != case.reporter_user_id and has_pii:
+        audit.record(session, viewer, "pii_read", "case", case.id, division_code=case.division_code,
+                     request=request, detail={"fields": ["reporter_name", "reporter_phone"]})
+    return read
+
+
+def _list_condition(viewer: User) -> ColumnElement[bool]:
+    return scope_filter(viewer, Case.division_code, Case.org_unit_id, Case.reporter_user_id)
+
+
+def _check_filters(status: Sequence[str], type_code: str | None, level: str | None) -> None:
+    for value in status:
+        if value not in STATES:
+            raise ValidationFailed(f"unknown status {value!r}; known: {', '.join(STATES)}", field="status")
+    if level is not None and level not in LEVELS:
+        raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}, not {level!r}", field="level")
+    if type_code is not None:
+        case_types.registry().get(type_code)
+
+
+def list_cases(session: Session, *, viewer: User, status: Sequence[str] = (), type_code: str | None = None,
+               level: str | None = None, q: str | None = None, limit: int = 50, offset: int = 0) -> CasePage:
+    """Cases in the viewer's scope, newest first; reporter details always masked in lists."""
+    _check_filters(status, type_code, level)
+    query = repo.list_query(condition=_list_condition(viewer), status=status, type_code=type_code,
+                            level=level, q=(q or "").strip() or None)
+    rows, total = repo.page(session, query, limit=limit, offset=offset)
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    items = [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
+             for c in rows]
+    return CasePage(items=items, total=total, limit=limit, offset=offset)
+
+
+EXPORT_HEADERS = ("Number", "Type", "Category", "Title", "Status", "Level", "Division", "Handling unit",
+                  "Reporter", "Phone", "Source", "Deadline", "Reported at")
+
+
+def export_rows(session: Session, *, viewer: User, status: Sequence[str] = (), type_code: str | None = None,
+                level: str | None = None, q: str | None = None) -> Iterator[list[Any]]:
+    """Every case of the filtered list (masked like the list), for the Excel export."""
+    _check_filters(status, type_code, level)
+    query = repo.list_query(condition=_list_condition(viewer), status=status, type_code=type_code,
+                            level=level, q=(q or "").strip() or None)
+    rows, _total = repo.page(session, query, limit=MAX_EXPORT_ROWS, offset=0)
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    for case in rows:
+        v = _summary_values(case, units.get(case.org_unit_id or 0), pii_visible=False)
+        unit = v["org_unit"]
+        yield [v["number"], v["type_name"], v["category_name"], v["title"], v["status"], v["level"],
+               v["division_code"], unit.name if unit else "", v["reporter_name"] or "",
+               v["reporter_phone"] or "", v["source"], v["deadline_at"], v["created_at"]]
+
+
+def timeline(session: Session, *, viewer: User, case_id: int) -> list[CaseEventRead]:
+    _authorize(viewer, repo.get(session, case_id), case_id)
+    rows = repo.events(session, case_id)
+    units = repo.org_units(session, (e.org_unit_id for e in rows))
+    return [CaseEventRead(id=e.id, action=e.action, actor_id=e.actor_id, actor_name=e.actor_name,
+                          from_status=e.from_status, to_status=e.to_status, level=e.level,
+                          org_unit=_unit_ref(units.get(e.org_unit_id or 0)), comment=e.comment,
+                          data=e.data, at=e.at) for e in rows]
+
+
+# --- intake -------------------------------------------------------------------------------------
+
+
+def _record(session: Session, case: Case, *, action: str, actor: User | None, from_status: str | None,
+            comment: str | None = None, data: dict[str, Any] | None = None) -> None:
+    session.add(CaseEvent(case_id=case.id, action=action, actor_id=actor.id if actor else None,
+                          actor_name=actor.display_name if actor else None, from_status=from_status,
+                          to_status=case.status, level=case.level, org_unit_id=case.org_unit_id,
+                          comment=comment, data=data or {}, at=case.updated_at))
+
+
+def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, reporter: User | None = None,
+                now: datetime | None = None) -> Case:
+    """Take in a case: validate type, category, custom fields and location, route it, number it."""
+    registry = case_types.registry()
+    case_type = registry.get(data.type_code)
+    case_type.category(data.category)
+    fields = case_type.clean_fields(data.fields)
+    where = routing.locate(index, lon=data.lon, lat=data.lat)
+    chosen = routing.route(session, case_type=case_type, category=data.category,
+                           village_code=where.village_code, level=case_type.level)
+    now = now or utcnow()
+    number = repo.next_number(session, prefix=registry.number_prefix, year=now.astimezone(LOCAL_TZ).year)
+    # A signed-in citizen is the reporter; staff report on someone's behalf with the name given.
+    own = reporter is not None and not has_permission(reporter, "cases.dispatch") \
+        and not has_permission(reporter, "cases.handle")
+    case = Case(
+        number=number, type_code=case_type.code, category=data.category, title=data.title.strip(),
+        description=data.description, status="reported", level=case_type.level,
+        division_code=where.division_code, grid_code=where.grid_code, village_code=where.village_code,
+        lon=where.lon, lat=where.lat, org_unit_id=chosen.org_unit_id,
+        reporter_name=data.reporter_name or (reporter.display_name if own and reporter else None),
+        reporter_phone=data.reporter_phone or (reporter.phone if own and reporter else None),
+        reporter_user_id=reporter.id if own and reporter else None, source=data.source,
+        public=case_type.public, fields=fields, created_at=now, updated_at=now,
+    )
+    session.add(case)
+    session.flush()
+    _record(session, case, action="report", actor=reporter, from_status=None,
+            data={"routed_to": chosen.org_unit_code, "routing": chosen.reason})
+    emit(session, CaseReported(case_id=case.id, number=case.number, type_code=case.type_code,
+                               category=case.category, level=case.level, division_code=case.division_code,
+                               org_unit_id=case.org_unit_id, source=case.source))
+    return case
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+def _check_guards(case: Case, action: str, transition: Transition, actor: User | None,
+                  body: ActionRequest) -> None:
+    if actor is not None and not has_permission(actor, transition.permission):
+        raise Forbidden(f"your role may not {action} a case (needs permission {transition.permission!r})")
+    if case.level not in transition.levels:
+        raise InvalidTransition(f"action {action!r} is not allowed at the {case.level} level",
+                                detail={"state": case.status, "level": case.level})
+    for name in transition.requires:
+        value = getattr(body, name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValidationFailed(f"action {action!r} needs {name}", field=name)
+
+
+def _assign_person(session: Session, case: Case, actor: User | None, body: ActionRequest) -> None:
+    if body.assignee_id is not None:
+        person = session.get(User, body.assignee_id)
+        if person is None or not person.is_active:
+            raise ValidationFailed(f"no active user {body.assignee_id}", field="assignee_id")
+        if not has_permission(person, "cases.handle"):
+            raise ValidationFailed(f"user {body.assignee_id} may not handle cases", field="assignee_id")
+        case.assignee_id = person.id
+    elif actor is not None and case.assignee_id is None and has_permission(actor, "cases.handle"):
+        case.assignee_id = actor.id
+
+
+def _move_level(session: Session, case: Case, level: str, body: ActionRequest) -> None:
+    case.level = level
+    if body.org_unit_code:
+        case.org_unit_id = routing.unit_by_code(session, body.org_unit_code).id
+    else:
+        case.org_unit_id = routing.org_unit_id(
+            session, routing.centre_code(routing.division_at(case.village_code, level)))
+    case.assignee_id = None
+    # The SLA engine sets the new level's deadline on the CaseTransitioned event.
+    case.deadline_at = None
+
+
+def _apply(session: Session, case: Case, effect: str, actor: User | None, body: ActionRequest,
+           now: datetime) -> None:
+    if effect == "assign_unit" and body.org_unit_code:
+        case.org_unit_id = routing.unit_by_code(session, body.org_unit_code).id
+        case.assignee_id = None
+    elif effect == "assign_person":
+        _assign_person(session, case, actor, body)
+    elif effect == "escalate":
+        above = level_above(case.level)
+        assert above is not None  # the transition's level guard keeps city cases out
+        _move_level(session, case, above, body)
+    elif effect == "delegate":
+        below = level_below(case.level)
+        assert below is not None
+        _move_level(session, case, below, body)
+    elif effect == "pause":
+        if case.paused_at is not None:
+            raise Conflict("the case is already paused", field="action")
+        case.paused_at = now
+    elif effect == "resume":
+        if case.paused_at is None:
+            raise Conflict("the case is not paused", field="action")
+        case.paused_seconds += max(0, int((now - case.paused_at).total_seconds()))
+        case.paused_at = None
+    elif effect == "close":
+        case.closed_at = now
+    elif effect == "reopen":
+        case.closed_at = None
+    elif effect == "merge":
+        _merge_into(session, case, actor, body)
+
+
+def _merge_into(session: Session, case: Case, actor: User | None, body: ActionRequest) -> None:
+    assert body.merged_into is not None
+    if body.merged_into == case.id:
+        raise ValidationFailed("a case cannot be merged into itself", field="merged_into")
+    target = repo.get(session, body.merged_into)
+    if target is None or (actor is not None and not _can_see(actor, target)):
+        raise ValidationFailed(f"no case {body.merged_into} to merge into", field="merged_into")
+    if target.status in FINAL_STATES:
+        raise ValidationFailed(f"case {target.number} is {target.status}; merge into an open case",
+                               field="merged_into")
+    case.merged_into_id = target.id
+
+
+def _can_see(user: User, case: Case) -> bool:
+    try:
+        authorize(user, division_code=case.division_code, org_unit_id=case.org_unit_id,
+                  owner_id=case.reporter_user_id)
+    except (NotFound, Forbidden):
+        return False
+    return True
+
+
+def act(session: Session, *, actor: User | None, case_id: int, action: str, body: ActionRequest,
+        now: datetime | None = None) -> Case:
+    """Apply a workflow action. `actor=None` is the system (e.g. the escalation scheduler).
+
+    Refuses: outside the actor's scope (404), an undeclared move (409 with the allowed moves), a stale
+    version (409), a missing permission (403), missing required fields (422)."""
+    case = repo.get(session, case_id)
+    if actor is not None:
+        case = _authorize(actor, case, case_id)
+    elif case is None:
+        raise NotFound(f"case {case_id} not found")
+    if body.version is None:
+        raise ValidationFailed("give the version of the case you acted on", field="version")
+    # Version first: a move refused because the case has moved on is reported as what it is.
+    if body.version != case.version:
+        raise Conflict(f"stale version: you acted on version {body.version}, the case is at version "
+                       f"{case.version}; reload it", code="stale_version",
+                       detail={"version": case.version, "status": case.status})
+    transition = transition_for(_workflow_of(case), case.status, action)
+    _check_guards(case, action, transition, actor, body)
+    now = now or utcnow()
+    from_status = case.status
+    for effect in transition.effects:
+        _apply(session, case, effect, actor, body, now)
+    case.status = transition.to
+    case.updated_at = now
+    try:
+        session.flush()
+    except StaleDataError:
+        # Someone else's action committed between our read and our write.
+        raise Conflict("stale version: the case was changed by someone else; reload it",
+                       code="stale_version") from None
+    data = {k: v for k, v in body.model_dump(exclude={"version", "comment"}).items() if v is not None}
+    _record(session, case, action=action, actor=actor, from_status=from_status, comment=body.comment,
+            data=data)
+    emit(session, CaseTransitioned(case_id=case.id, number=case.number, action=action,
+                                   from_status=from_status, to_status=case.status, level=case.level,
+                                   org_unit_id=case.org_unit_id, actor_id=actor.id if actor else None))
+    return case
+
+
+def count_cases(session: Session) -> int:
+    """How many cases exist (for the demo generator's is-seeded check)."""
+    return repo.page(session, repo.list_query(condition=true()), limit=1, offset=0)[1]

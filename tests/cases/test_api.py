@@ -1,0 +1,292 @@
+"""The case API: intake and routing, lists in scope, the case page data, the timeline and actions."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from cityops.core.auth.models import OrgUnit
+from cityops.core.db import Database
+from cityops.core.events import OutboxEntry
+from tests.accounts.helpers import login, logout
+from tests.cases.helpers import act, case_body, point_in_village, report, scope_of
+
+
+@pytest.fixture
+def villages(db: Database) -> tuple[str, str]:
+    return scope_of(db, "village1.operator"), scope_of(db, "village2.operator")
+
+
+def unit_code(db: Database, unit_id: int) -> str:
+    with db.sessions() as session:
+        unit = session.get(OrgUnit, unit_id)
+        assert unit is not None
+        return unit.code
+
+
+def test_a_report_is_routed_to_its_grid_and_village_centre(client: TestClient, db: Database,
+                                                          villages: tuple[str, str]) -> None:
+    village1, _ = villages
+    login(client, "village1.grid")
+    _lon, _lat, grid = point_in_village(db, village1)
+    case = report(client, db, village1)
+    assert case["number"].startswith("HB-") and case["number"].endswith("-000001")
+    assert case["status"] == "reported" and case["level"] == "village" and case["version"] == 1
+    assert case["grid_code"] == grid and case["division_code"] == grid and case["village_code"] == village1
+    assert case["org_unit"]["code"] == f"centre-{village1}"
+    assert case["fields"] == {"parties": 2}
+    second = report(client, db, village1)
+    assert second["number"].endswith("-000002")
+    with db.sessions() as session:
+        topics = session.scalars(select(OutboxEntry.topic)).all()
+    assert topics.count("cases.reported") == 2
+
+
+def test_a_department_category_goes_to_the_department(client: TestClient, db: Database,
+                                                      villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, villages[0], type_code="hazard", category="gas",
+                  fields={"immediate_danger": True})
+    assert case["org_unit"]["code"] == "dept-housing"
+    # The housing bureau's handler sees it through its org unit, though the place is not theirs.
+    logout(client)
+    login(client, "housing.handler")
+    assert client.get(f"/api/cases/{case['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"type_code": "weather"}, "type_code"),
+    ({"category": "aliens"}, "category"),
+    ({"fields": {"parties": "many"}}, "fields.parties"),
+    ({"fields": {}}, "fields.parties"),
+    ({"lon": 2.35, "lat": 48.85}, "lon"),
+    ({"lon": 1000}, "lon"),
+    ({"title": ""}, "title"),
+    ({"reporter_phone": "call me"}, "reporter_phone"),
+    ({"source": "pigeon"}, "source"),
+])
+def test_bad_intake_names_the_field(client: TestClient, db: Database, villages: tuple[str, str],
+                                    change: dict[str, Any], field: str) -> None:
+    login(client, "village1.operator")
+    response = client.post("/api/cases", json=case_body(db, villages[0], **change))
+    assert response.status_code == 422, response.text
+    body = response.json()
+    named = body.get("field") or [e["field"] for e in body["detail"]["errors"]]
+    assert field in named, body
+
+
+def test_roles_without_report_permission_cannot_report(client: TestClient, db: Database,
+                                                       villages: tuple[str, str]) -> None:
+    login(client, "leader")
+    assert client.post("/api/cases", json=case_body(db, villages[0])).status_code == 403
+
+
+def test_lists_and_case_pages_stay_in_scope(client: TestClient, db: Database,
+                                            villages: tuple[str, str]) -> None:
+    village1, village2 = villages
+    login(client, "village2.operator")
+    foreign = report(client, db, village2, title="另一村的纠纷")
+    logout(client)
+    login(client, "village1.operator")
+    own = report(client, db, village1, title="本村的纠纷")
+    listed = client.get("/api/cases").json()
+    assert [c["number"] for c in listed["items"]] == [own["number"]] and listed["total"] == 1
+    assert client.get(f"/api/cases/{foreign['id']}").status_code == 404
+    assert client.get(f"/api/cases/{foreign['id']}/timeline").status_code == 404
+    acted = client.post(f"/api/cases/{foreign['id']}/actions/accept", json={"version": 1})
+    assert acted.status_code == 404
+    logout(client)
+    # The township above village 1 sees village 1's case but not village 2's (another township).
+    login(client, "township.operator")
+    assert [c["id"] for c in client.get("/api/cases").json()["items"]] == [own["id"]]
+    logout(client)
+    login(client, "admin")
+    assert client.get("/api/cases").json()["total"] == 2
+
+
+def test_lists_mask_the_reporter_and_the_case_shows_it_to_pii_roles(client: TestClient, db: Database,
+                                                                    villages: tuple[str, str]) -> None:
+    login(client, "village1.grid")
+    case = report(client, db, villages[0])
+    assert case["reporter_phone"] == "138****5678" and case["reporter_name"] == "王**"  # no pii.view
+    logout(client)
+    login(client, "village1.operator")
+    row = client.get("/api/cases").json()["items"][0]
+    assert row["reporter_phone"] == "138****5678" and row["reporter_name"] == "王**"
+    full = client.get(f"/api/cases/{case['id']}").json()
+    assert full["pii_visible"] and full["reporter_phone"] == "13812345678"
+
+
+def test_filters_search_and_pagination(client: TestClient, db: Database, villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    first = report(client, db, villages[0], title="噪声扰民投诉", category="noise")
+    report(client, db, villages[0], title="燃气泄漏", type_code="hazard", category="gas",
+           fields={"immediate_danger": True})
+    act(client, first, "accept")
+    assert client.get("/api/cases", params={"q": "噪声"}).json()["total"] == 1
+    assert client.get("/api/cases", params={"type_code": "hazard"}).json()["total"] == 1
+    assert client.get("/api/cases", params={"status": "accepted"}).json()["items"][0]["id"] == first["id"]
+    assert client.get("/api/cases", params={"status": ["accepted", "reported"]}).json()["total"] == 2
+    assert client.get("/api/cases", params={"q": "100%_"}).json()["total"] == 0
+    page = client.get("/api/cases", params={"limit": 1, "offset": 1}).json()
+    assert page["total"] == 2 and len(page["items"]) == 1 and page["items"][0]["id"] == first["id"]
+    bad = client.get("/api/cases", params={"status": "lost"})
+    assert bad.status_code == 422 and bad.json()["field"] == "status"
+    assert client.get("/api/cases", params={"level": "planet"}).json()["field"] == "level"
+
+
+def test_excel_export_of_the_filtered_list(client: TestClient, db: Database,
+                                           villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    report(client, db, villages[0], title="导出的案件")
+    response = client.get("/api/cases", params={"format": "xlsx", "q": "导出"})
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "Number" and len(rows) == 2
+    assert rows[1][3] == "导出的案件" and rows[1][9] == "138****5678"
+
+
+def test_a_case_goes_from_report_to_closing_with_a_timeline(client: TestClient, db: Database,
+                                                            villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, villages[0])
+    assert "accept" in case["allowed_actions"]
+    case = act(client, case, "accept", comment="受理")
+    case = act(client, case, "dispatch", org_unit_code="dept-justice")
+    assert case["status"] == "dispatched" and case["org_unit"]["code"] == "dept-justice"
+    # Still visible to the village through the place, though the handling unit changed.
+    case = act(client, case, "start")
+    case = act(client, case, "pause", reason="等待当事人回复")
+    assert case["paused_at"] is not None
+    case = act(client, case, "resume")
+    assert case["paused_at"] is None
+    case = act(client, case, "resolve", result="双方达成调解协议")
+    case = act(client, case, "verify")
+    case = act(client, case, "close")
+    assert case["status"] == "closed" and case["closed_at"] is not None and case["version"] == 9
+    timeline = client.get(f"/api/cases/{case['id']}/timeline").json()
+    assert [e["action"] for e in timeline] == ["report", "accept", "dispatch", "start", "pause", "resume",
+                                               "resolve", "verify", "close"]
+    assert timeline[1]["comment"] == "受理" and timeline[1]["from_status"] == "reported"
+    assert timeline[2]["org_unit"]["code"] == "dept-justice"
+    assert timeline[-1]["to_status"] == "closed" and timeline[-1]["actor_name"]
+    with db.sessions() as session:
+        moves = session.scalar(select(func.count()).where(OutboxEntry.topic == "cases.transitioned"))
+    assert moves == 8
+
+
+def test_an_undeclared_move_answers_409_with_the_allowed_moves(client: TestClient, db: Database,
+                                                               villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, villages[0])
+    response = client.post(f"/api/cases/{case['id']}/actions/close", json={"version": 1})
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "invalid_transition"
+    assert body["detail"]["allowed"] == ["accept", "escalate", "merge", "reject", "reroute"]
+
+
+def test_a_stale_version_answers_409_and_loses_nothing(client: TestClient, db: Database,
+                                                       villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, villages[0])
+    accepted = act(client, case, "accept")
+    # A second operator still holding version 1 tries to reject it.
+    response = client.post(f"/api/cases/{case['id']}/actions/reject", json={"version": 1, "reason": "重复"})
+    assert response.status_code == 409 and "stale version" in response.json()["message"]
+    assert client.get(f"/api/cases/{case['id']}").json()["status"] == accepted["status"] == "accepted"
+
+
+def test_guards_need_the_fields_and_the_permission(client: TestClient, db: Database,
+                                                   villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, villages[0])
+    missing = client.post(f"/api/cases/{case['id']}/actions/reject", json={"version": 1})
+    assert missing.status_code == 422 and missing.json()["field"] == "reason"
+    logout(client)
+    login(client, "village1.grid")  # a grid worker handles cases but does not dispatch them
+    refused = client.post(f"/api/cases/{case['id']}/actions/accept", json={"version": 1})
+    assert refused.status_code == 403
+
+
+def test_escalation_moves_the_case_to_the_township_centre(client: TestClient, db: Database,
+                                                          villages: tuple[str, str]) -> None:
+    village1 = villages[0]
+    login(client, "village1.operator")
+    case = report(client, db, village1)
+    case = act(client, case, "escalate", reason="本级无法化解")
+    assert case["status"] == "escalated" and case["level"] == "township"
+    assert case["org_unit"]["code"] == f"centre-{village1[:9]}"
+    logout(client)
+    login(client, "township.operator")
+    case = act(client, case, "accept")
+    case = act(client, case, "delegate", reason="由村调委会调解")
+    assert case["level"] == "village" and case["org_unit"]["code"] == f"centre-{village1}"
+    timeline = client.get(f"/api/cases/{case['id']}/timeline").json()
+    assert [(e["action"], e["level"]) for e in timeline] == [
+        ("report", "village"), ("escalate", "township"), ("accept", "township"), ("delegate", "village")]
+
+
+def test_merge_into_another_open_case(client: TestClient, db: Database, villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    first = report(client, db, villages[0])
+    second = report(client, db, villages[0])
+    itself = client.post(f"/api/cases/{second['id']}/actions/merge",
+                         json={"version": 1, "merged_into": second["id"]})
+    assert itself.status_code == 422 and itself.json()["field"] == "merged_into"
+    merged = act(client, second, "merge", merged_into=first["id"])
+    assert merged["status"] == "merged" and merged["merged_into_id"] == first["id"]
+    assert merged["allowed_actions"] == []
+
+
+def test_a_citizen_sees_only_their_own_reports(client: TestClient, db: Database,
+                                               villages: tuple[str, str]) -> None:
+    login(client, "citizen")
+    mine = report(client, db, villages[1], type_code="urban", category="lighting",
+                  reporter_name=None, reporter_phone=None, fields={})
+    assert mine["org_unit"]["code"] == "dept-urban" and mine["level"] == "township"
+    logout(client)
+    login(client, "village2.operator")
+    report(client, db, villages[1])
+    logout(client)
+    login(client, "citizen")
+    assert [c["id"] for c in client.get("/api/cases").json()["items"]] == [mine["id"]]
+    assert client.get(f"/api/cases/{mine['id']}").json()["pii_visible"]
+
+
+def test_two_sessions_acting_at_once_never_lose_an_update(db: Database, villages: tuple[str, str]) -> None:
+    """Both read version 1; the second write finds the row changed and is refused."""
+    from cityops.cases import service
+    from cityops.cases.models import Case
+    from cityops.cases.schemas import ActionRequest, CaseCreate
+    from cityops.core.errors import Conflict
+    from cityops.places import service as places_service
+
+    with db.session() as session:
+        index = places_service.build_index(session)
+        case_id = service.report_case(session, data=CaseCreate(**case_body(db, villages[0])), index=index).id
+    with db.sessions() as first, db.sessions() as second:
+        assert second.get(Case, case_id) is not None  # the second operator opened the case
+        service.act(first, actor=None, case_id=case_id, action="accept", body=ActionRequest(version=1))
+        first.commit()
+        with pytest.raises(Conflict, match="stale version"):
+            service.act(second, actor=None, case_id=case_id, action="reject",
+                        body=ActionRequest(version=1, reason="重复"))
+    with db.sessions() as session:
+        stored = session.get(Case, case_id)
+        assert stored is not None and stored.status == "accepted" and stored.version == 2
+
+
+def test_an_action_without_a_version_is_refused(client: TestClient, db: Database,
+                                                villages: tuple[str, str]) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, villages[0])
+    response = client.post(f"/api/cases/{case['id']}/actions/accept", json={})
+    assert response.status_code == 422 and response.json()["field"] == "version"
