@@ -102,6 +102,29 @@ def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def live_server(settings: Settings, db: Database) -> Iterator[str]:
+    """The real app served by uvicorn on a free port, in a background thread, over the test's database."""
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, db=db), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # start-up, or an early crash, without a fixed sleep
+        if not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        thread.join(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join()
+
+
+@pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
     require_service("PostgreSQL", "127.0.0.1", 5432)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-import uvicorn
 
 from cityops.accounts.demo import DEMO_PASSWORD
-from cityops.app import create_app
-from cityops.config import Settings
-from cityops.core.db import Database
 from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.browser
@@ -34,32 +28,10 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def live_server(settings: Settings, db: Database) -> Iterator[str]:
-    """The real app on a free port, in a background thread, over the test's seeded database."""
+def assets_built() -> None:
     if not (VENDOR / "leaflet" / "leaflet.js").is_file():
         _missing("web assets are not built; run `npm ci && node scripts/copy-assets.mjs`")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, db=db), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    ready = threading.Event()
-    # Wait for start-up (or an early crash) without a fixed sleep.
-    while not ready.wait(0.05):
-        if server.started:
-            ready.set()
-        elif not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join()
 
 
 @pytest.fixture
@@ -74,7 +46,8 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-def test_log_in_switch_language_and_open_the_map(live_server: str, browser: Any, tmp_path: Path) -> None:
+def test_log_in_switch_language_and_open_the_map(assets_built: None, live_server: str, browser: Any,
+                                                  tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1280, "height": 860})
