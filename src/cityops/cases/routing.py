@@ -68,9 +68,15 @@ def department_code(slug: str) -> str:
     return f"dept-{slug}"
 
 
+UNIT_CACHE_KEY = "cases.org_unit_ids"
+
+
 def org_unit_id(session: Session, code: str) -> int | None:
-    found: int | None = session.scalar(select(OrgUnit.id).where(OrgUnit.code == code))
-    return found
+    """The id of the org unit with this code, remembered for the session (intake asks per case)."""
+    cache: dict[str, int | None] = session.info.setdefault(UNIT_CACHE_KEY, {})
+    if code not in cache:
+        cache[code] = session.scalar(select(OrgUnit.id).where(OrgUnit.code == code))
+    return cache[code]
 
 
 def route(session: Session, *, case_type: CaseType, category: str, village_code: str, level: str) -> Route:

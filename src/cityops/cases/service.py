@@ -377,10 +377,13 @@ def act(session: Session, *, actor: User | None, case_id: int, action: str, body
     _check_guards(case, action, transition, actor, body)
     now = now or utcnow()
     from_status = case.status
-    for effect in transition.effects:
-        _apply(session, case, effect, actor, body, now)
-    case.status = transition.to
-    case.updated_at = now
+    # One action is one UPDATE: effects that look things up must not flush a half-made change
+    # (that would bump the version twice).
+    with session.no_autoflush:
+        for effect in transition.effects:
+            _apply(session, case, effect, actor, body, now)
+        case.status = transition.to
+        case.updated_at = now
     try:
         session.flush()
     except StaleDataError:

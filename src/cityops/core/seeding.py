@@ -22,6 +22,7 @@ Scale = Literal["full", "small"]
 GENERATOR_MODULES = (
     "cityops.places.demo",
     "cityops.accounts.demo",
+    "cityops.cases.demo",
 )
 
 
