@@ -108,9 +108,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(accounts_pages.router)
 
     from cityops.cases import api as cases_api
+    from cityops.cases import pages as cases_pages
     from cityops.cases.open311 import api as open311_api
 
     app.include_router(cases_api.router)
+    app.include_router(cases_pages.router)
     app.include_router(open311_api.router)
 
     @app.get("/healthz", include_in_schema=False)
