@@ -9,6 +9,8 @@ MODEL_MODULES = (
     "cityops.core.auth.models",
     "cityops.places.models",
     "cityops.cases.models",
+    "cityops.core.webhooks",
+    "cityops.governance.models",
 )
 
 

@@ -115,6 +115,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(cases_pages.router)
     app.include_router(open311_api.router)
 
+    from cityops.governance import api as governance_api
+    from cityops.governance import events as governance_events
+
+    app.include_router(governance_api.router)
+    governance_events.install(app)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         with db.engine.connect() as conn:

@@ -23,6 +23,10 @@ from cityops.places.cli import app as places_app  # noqa: E402
 
 app.add_typer(places_app, name="places")
 
+from cityops.core.webhooks_cli import app as webhooks_app  # noqa: E402
+
+app.add_typer(webhooks_app, name="webhooks")
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print a precise error to stderr and exit without a stack trace."""

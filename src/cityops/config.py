@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_s: int = 300
     attachments_dir: Path = VAR_DIR / "files"
+    # Key of the HMAC signature on outbound webhooks; empty derives one from secret_key.
+    webhook_secret: str = ""
     sql_echo: bool = False
     page_size_max: int = Field(default=500, ge=1)
 
