@@ -13,7 +13,18 @@ from cityops.core.db import Base, utcnow
 SOURCES = ("web", "open311", "police", "grid_worker", "sensor")
 
 
+def _unit_fk() -> ForeignKey:
+    return ForeignKey("org_units.id", ondelete="SET NULL")
+
+
+def _user_fk() -> ForeignKey:
+    return ForeignKey("users.id", ondelete="SET NULL")
+
+
 class Case(Base):
+    """A case. References to people and org units are SET NULL on delete: removing an account or a
+    unit never removes the cases it touched (accounts are normally deactivated, not deleted)."""
+
     __tablename__ = "cases"
     __table_args__ = (
         CheckConstraint("level IN ('village', 'township', 'county', 'city')", name="level"),
@@ -35,12 +46,12 @@ class Case(Base):
     village_code: Mapped[str] = mapped_column(String(12), index=True)
     lon: Mapped[float] = mapped_column(Float)
     lat: Mapped[float] = mapped_column(Float)
-    org_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"), default=None, index=True)
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None, index=True)
+    org_unit_id: Mapped[int | None] = mapped_column(_unit_fk(), default=None, index=True)
+    assignee_id: Mapped[int | None] = mapped_column(_user_fk(), default=None, index=True)
     # Personal information of the reporter: shown masked to anyone without pii.view.
     reporter_name: Mapped[str | None] = mapped_column(String(60), default=None)
     reporter_phone: Mapped[str | None] = mapped_column(String(20), default=None)
-    reporter_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None, index=True)
+    reporter_user_id: Mapped[int | None] = mapped_column(_user_fk(), default=None, index=True)
     source: Mapped[str] = mapped_column(String(16), default="web")
     public: Mapped[bool] = mapped_column(default=False)
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -68,12 +79,12 @@ class CaseEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
     action: Mapped[str] = mapped_column(String(24))
-    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    actor_id: Mapped[int | None] = mapped_column(_user_fk(), default=None)
     actor_name: Mapped[str | None] = mapped_column(String(60), default=None)
     from_status: Mapped[str | None] = mapped_column(String(16), default=None)
     to_status: Mapped[str] = mapped_column(String(16))
     level: Mapped[str] = mapped_column(String(10))
-    org_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"), default=None)
+    org_unit_id: Mapped[int | None] = mapped_column(_unit_fk(), default=None)
     comment: Mapped[str | None] = mapped_column(Text, default=None)
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
