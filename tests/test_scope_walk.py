@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from cityops.core.auth.models import ApiToken, OrgUnit, User
 from cityops.core.auth.scope import can_access
+from cityops.core.auth.sessions import issue_token
 from cityops.core.db import Database
 from cityops.core.export import XLSX_MEDIA_TYPE
 from cityops.places.models import Grid
@@ -64,6 +65,9 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
     case = client.post("/api/cases", json=foreign_case(db, "village2.operator"))
     assert case.status_code == 201, case.text
     logout(client)
+    transfer = client.post("/api/governance/police-transfers", headers=police_token(db), json={
+        **police_call(foreign_case(db, "village2.operator")), "incident_no": FOREIGN_INCIDENT})
+    assert transfer.status_code == 201, transfer.text
     with db.sessions() as session:
         me = session.scalar(select(User).where(User.username == "village1.operator"))
         other = session.scalar(select(User).where(User.username == "village2.operator"))
@@ -80,15 +84,35 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         markers |= {u.phone for u in hidden_users if u.phone}
         markers |= {u.id_number for u in hidden_users if u.id_number}
         markers |= {case.json()["number"], FOREIGN_REPORTER, FOREIGN_REPORTER_PHONE, FOREIGN_CASE_TITLE}
+        markers.add(transfer.json()["case_number"])
         number = case.json()["number"]
         return {"user_id": other.id, "prefix": token.prefix, "code": other.scope_code,
                 "markers": markers, "case_id": case.json()["id"], "action": "accept",
-                "fmt": "json", "service_code": "urban-garbage", "service_request_id": number, "token": number}
+                "fmt": "json", "service_code": "urban-garbage", "service_request_id": number, "token": number,
+                "incident_no": FOREIGN_INCIDENT}
 
 
 FOREIGN_REPORTER = "赵二村"
 FOREIGN_REPORTER_PHONE = "13900002222"
 FOREIGN_CASE_TITLE = "二村的宅基地纠纷"
+
+
+FOREIGN_INCIDENT = "J-WALK-0002"
+
+
+def police_token(db: Database) -> dict[str, str]:
+    with db.session() as session:
+        police = session.scalar(select(User).where(User.username == "police.handler"))
+        assert police is not None
+        _row, token = issue_token(session, user=police, name="110 platform", days=None)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def police_call(case: dict[str, Any]) -> dict[str, Any]:
+    """A 110 call transferred by the police system at the case's place, with the case's caller."""
+    return {"category": "neighbour_dispute", "lon": case["lon"], "lat": case["lat"],
+            "caller_name": case["reporter_name"], "caller_phone": case["reporter_phone"],
+            "callback_url": "http://127.0.0.1:9/hooks/police"}
 
 
 def foreign_case(db: Database, username: str) -> dict[str, Any]:

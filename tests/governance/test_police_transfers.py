@@ -134,7 +134,7 @@ def test_only_the_police_department_transfers(client: TestClient, db: Database, 
 
 
 def test_categories_are_listed_for_the_police_system(client: TestClient, police: dict[str, str]) -> None:
-    listed = client.get(f"{URL}/categories", headers=police).json()
+    listed = client.get("/api/governance/police-transfer-categories", headers=police).json()
     by_code = {c["code"]: c for c in listed}
     assert by_code["street_light"]["type_code"] == "urban" and by_code["noise"]["category"] == "noise"
 
@@ -211,3 +211,40 @@ def test_losing_the_race_on_the_incident_number_answers_the_first_case(
         second, created = service.receive_transfer(session, data=data, index=index, sender=sender)
         assert not created and second.case_id == first_case
     assert cases_of(db, "J-RACE-1") == 1
+
+
+def test_the_police_system_looks_up_its_call(client: TestClient, db: Database, police: dict[str, str],
+                                             village: str) -> None:
+    created = client.post(URL, json=transfer(db, village, incident_no="J-LOOKUP-1"), headers=police).json()
+    found = client.get(f"{URL}/J-LOOKUP-1", headers=police)
+    assert found.status_code == 200 and found.json()["case_number"] == created["case_number"]
+    assert client.get(f"{URL}/J-NOBODY", headers=police).status_code == 404
+    assert client.get(f"{URL}/J-LOOKUP-1", headers=bearer(db, "housing.handler")).status_code == 403
+
+
+def test_a_redelivered_close_event_queues_one_result_and_a_reopened_case_reports_again(
+        app: FastAPI, client: TestClient, db: Database, police: dict[str, str], village: str) -> None:
+    from cityops.core.events import Envelope, OutboxEntry, deliver_once
+    from cityops.governance.events import POLICE_RESULT, on_case_transitioned
+
+    created = client.post(URL, json=transfer(db, village, incident_no="J-AGAIN-1"), headers=police).json()
+    login(client, "village1.operator")
+    case = client.get(f"/api/cases/{created['case_id']}").json()
+    for action, fields in [("accept", {}), ("start", {}), ("resolve", {"result": "已处理"}), ("verify", {}),
+                           ("close", {})]:
+        case = act(client, case, action, **fields)
+    with db.sessions() as session:
+        closing = session.scalars(select(OutboxEntry).where(OutboxEntry.topic == "cases.transitioned")
+                                  .order_by(OutboxEntry.id.desc())).first()
+        assert closing is not None and closing.payload["to_status"] == "closed"
+        envelope = Envelope(closing.event_id, closing.topic, closing.payload, closing.created_at)
+    # At-least-once delivery hands the same event over again: nothing more is queued.
+    assert not deliver_once(db, POLICE_RESULT, on_case_transitioned, envelope)
+    with db.session() as session:
+        on_case_transitioned(session, envelope)  # even past the subscriber's own record
+    for action, fields in [("reopen", {"reason": "报警人反映未解决"}), ("accept", {}), ("start", {}),
+                           ("resolve", {"result": "再次上门处理完毕"}), ("verify", {}), ("close", {})]:
+        case = act(client, case, action, **fields)
+    with db.sessions() as session:
+        queued = session.scalars(select(webhooks.WebhookDelivery).order_by(webhooks.WebhookDelivery.id)).all()
+    assert [d.payload["result"] for d in queued] == ["已处理", "再次上门处理完毕"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
@@ -15,6 +15,7 @@ from cityops.places import service as places_service
 
 router = APIRouter(prefix="/api/governance", tags=["governance"])
 
+IncidentNo = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z\-_.]+$")]
 PoliceSystem = Annotated[User, Depends(require_permission("police.transfer"))]
 TRANSFER_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Already received: the case made the first time", "model": PoliceTransferRead},
@@ -36,7 +37,14 @@ def receive_transfer(body: PoliceTransferCreate, request: Request, response: Res
     return service.to_read(session, transfer)
 
 
-@router.get("/police-transfers/categories", response_model=list[TransferCategory])
+@router.get("/police-transfer-categories", response_model=list[TransferCategory])
 def transfer_categories(sender: PoliceSystem) -> list[TransferCategory]:
     """The categories a transfer may carry and the case type each becomes."""
     return service.categories()
+
+
+@router.get("/police-transfers/{incident_no}", response_model=PoliceTransferRead,
+            responses={403: TRANSFER_RESPONSES[403], 404: {"description": "No such incident number"}})
+def get_transfer(incident_no: IncidentNo, session: SessionDep, sender: PoliceSystem) -> PoliceTransferRead:
+    """Where a transferred call stands: the case, its status and handling unit."""
+    return service.to_read(session, service.get_transfer(session, viewer=sender, incident_no=incident_no))

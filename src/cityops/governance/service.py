@@ -121,6 +121,15 @@ def receive_transfer(session: Session, *, data: PoliceTransferCreate, index: Pla
     return transfer, True
 
 
+def get_transfer(session: Session, *, viewer: User, incident_no: str) -> PoliceTransfer:
+    """A transfer by the police incident number, for the police system checking on its call."""
+    _check_sender(session, viewer)
+    transfer = repo.transfer_by_incident(session, incident_no)
+    if transfer is None:
+        raise NotFound(f"no transfer with incident number {incident_no!r}")
+    return transfer
+
+
 def to_read(session: Session, transfer: PoliceTransfer) -> PoliceTransferRead:
     case = repo.case(session, transfer.case_id) if transfer.case_id is not None else None
     if case is None:
