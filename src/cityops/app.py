@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cityops.config import Settings, get_settings
@@ -37,13 +39,33 @@ def error_response(request: Request, status: int, body: dict[str, object]) -> Re
     return render_error(request, status, str(body.get("message", "")))
 
 
+def warm_up(app: FastAPI) -> None:
+    """Build the point-lookup index before the first request, so intake answers within a second from
+    the start. An empty database (before `cityops db upgrade`) is not an error here."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from cityops.places import service as places_service
+
+    try:
+        with app.state.db.sessions() as session:
+            places_service.cache_for(app.state).index(session)
+    except (OperationalError, ProgrammingError):
+        log.warning("no places in the database yet; the lookup index is built on first use")
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.database_url, echo=settings.sql_echo)
     bus = EventBus(db)
     db.after_commit.append(bus.drain)
 
-    app = FastAPI(title="cityops", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(warm_up, app)
+        yield
+
+    app = FastAPI(title="cityops", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
     app.state.bus = bus
