@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -93,3 +95,46 @@ def test_subscriber_names_are_unique(bus: EventBus) -> None:
 def test_metadata_loads_every_model() -> None:
     all_models.load()
     assert {"outbox", "processed_events"} <= set(Base.metadata.tables)
+
+
+def test_background_mode_delivers_after_commit_in_batches(empty_db: Database) -> None:
+    bus = EventBus(empty_db)
+    empty_db.after_commit.append(bus.after_commit)
+    seen: list[object] = []
+    delivered = threading.Event()
+
+    def collect(_session: object, env: Envelope) -> None:
+        seen.append(env.decode())
+        if len(seen) == 3:
+            delivered.set()
+
+    bus.subscribe(ThingHappened.topic, "collector", collect)
+    bus.start(poll_s=0.05)
+    try:
+        with empty_db.session() as session:
+            for name in ("a", "b", "c"):
+                emit(session, ThingHappened(name=name))
+        assert delivered.wait(5), "the background thread delivered nothing"
+        assert seen == [ThingHappened(name="a"), ThingHappened(name="b"), ThingHappened(name="c")]
+        # A row committed by another process (no after-commit hook here) is found by the poll.
+        with empty_db.sessions() as session:
+            emit(session, ThingHappened(name="elsewhere"))
+            session.commit()
+        deadline = time.monotonic() + 5
+        while len(seen) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen[-1] == ThingHappened(name="elsewhere")
+    finally:
+        bus.stop()
+
+
+def test_stop_drains_what_is_left(empty_db: Database) -> None:
+    bus = EventBus(empty_db)
+    seen: list[object] = []
+    bus.subscribe(ThingHappened.topic, "collector", lambda _s, env: seen.append(env))
+    bus.start(poll_s=60)
+    with empty_db.sessions() as session:
+        emit(session, ThingHappened(name="late"))
+        session.commit()
+    bus.stop()
+    assert len(seen) == 1

@@ -131,16 +131,55 @@ def deliver_once(db: Database, subscriber: str, handler: Handler, envelope: Enve
 
 
 class EventBus:
+    """Subscribers by topic and the drain that feeds them from the outbox.
+
+    Inline mode (CLI, tests) drains right after each commit. A server calls `start()`: commits only
+    wake a background thread that drains in batches, so a request never pays for a second write
+    transaction, and a periodic poll picks up rows other processes committed."""
+
     def __init__(self, db: Database, transport: Transport | None = None) -> None:
         self.db = db
         self.subscribers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
         self.transport: Transport = transport or InProcessTransport(self)
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
 
     def subscribe(self, topic: str, name: str, handler: Handler) -> None:
         if any(existing == name for existing, _ in self.subscribers[topic]):
             raise ValueError(f"subscriber {name!r} already registered on {topic!r}")
         self.subscribers[topic].append((name, handler))
+
+    def after_commit(self) -> None:
+        if self._thread is not None:
+            self._wake.set()
+        else:
+            self.drain()
+
+    def start(self, *, poll_s: float = 1.0) -> None:
+        def run() -> None:
+            while not self._stopping:
+                self._wake.wait(poll_s)
+                self._wake.clear()
+                try:
+                    self.drain()
+                except Exception:  # the thread must outlive a database hiccup; rows stay queued
+                    log.exception("draining the outbox failed")
+
+        self._stopping = False
+        self._thread = threading.Thread(target=run, name="outbox-drain", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background thread after a last drain, so nothing committed waits for a restart."""
+        if self._thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self._thread = None
+        self.drain()
 
     def drain(self, *, limit: int = 1000) -> int:
         """Publish committed, unpublished outbox rows in order; returns how many went out."""
@@ -158,19 +197,22 @@ class EventBus:
                     ).all()
                     if not rows:
                         return sent
+                    failed = False
                     for row in rows:
+                        row.attempts += 1
                         envelope = Envelope(row.event_id, row.topic, row.payload, row.created_at)
                         try:
                             self.transport.publish(envelope)
                         except Exception as exc:  # keep the row for a retry, never lose it
                             log.exception("event %s on %s failed", row.event_id, row.topic)
-                            row.attempts += 1
                             row.last_error = str(exc)[:500]
-                            session.commit()
-                            return sent
+                            failed = True
+                            break
                         row.published_at = utcnow()
-                        row.attempts += 1
-                        session.commit()
                         sent += 1
+                    # One commit per batch: what went out is marked, the failed row keeps its place.
+                    session.commit()
+                    if failed:
+                        return sent
         finally:
             self._lock.release()
