@@ -45,6 +45,7 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp / 'cityops.db'}",
         "secret_key": "test-secret-" + "x" * 32,
         "attachments_dir": tmp / "files",
+        "run_scheduler": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ MODEL_MODULES = (
     "cityops.places.models",
     "cityops.cases.models",
     "cityops.core.webhooks",
+    "cityops.core.scheduler",
     "cityops.governance.models",
 )
 

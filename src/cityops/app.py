@@ -19,6 +19,7 @@ from cityops.config import Settings, get_settings
 from cityops.core.db import Database
 from cityops.core.errors import CityopsError
 from cityops.core.events import EventBus
+from cityops.core.scheduler import SchedulerThread
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
@@ -53,6 +54,18 @@ def warm_up(app: FastAPI) -> None:
         log.warning("no places in the database yet; the lookup index is built on first use")
 
 
+def start_scheduler(app: FastAPI) -> SchedulerThread:
+    """The background jobs of every package, run by one thread per process (claims in the database
+    keep processes from running the same job twice)."""
+    from cityops.cases import service as cases_service
+    from cityops.core import scheduler, webhooks
+
+    jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(app.state.settings))]
+    runner = scheduler.SchedulerThread(app.state.db, jobs)
+    runner.start()
+    return runner
+
+
 def create_app(settings: Settings | None = None, *, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     db = db or Database(settings.database_url, echo=settings.sql_echo)
@@ -62,7 +75,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_up, app)
+        runner = app.state.scheduler = start_scheduler(app) if settings.run_scheduler else None
         yield
+        if runner is not None:
+            await run_in_threadpool(runner.stop)
 
     app = FastAPI(title="cityops", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   lifespan=lifespan)

@@ -27,6 +27,10 @@ from cityops.core.webhooks_cli import app as webhooks_app  # noqa: E402
 
 app.add_typer(webhooks_app, name="webhooks")
 
+from cityops.cases.cli import app as cases_app  # noqa: E402
+
+app.add_typer(cases_app, name="cases")
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print a precise error to stderr and exit without a stack trace."""

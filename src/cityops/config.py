@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Key of the HMAC signature on outbound webhooks; empty derives one from secret_key.
     webhook_secret: str = ""
     sql_echo: bool = False
+    # The background scheduler (deadline escalation, webhook delivery) in the app process.
+    run_scheduler: bool = True
     page_size_max: int = Field(default=500, ge=1)
 
     @model_validator(mode="after")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from cityops.cases import service
-from cityops.cases.schemas import MAX_ID, ActionRequest, CaseCreate, CaseEventRead, CasePage, CaseRead
+from cityops.cases.schemas import (
+    MAX_ID,
+    ActionRequest,
+    CaseCreate,
+    CaseEventRead,
+    CasePage,
+    CaseRead,
+    FiguresRead,
+)
 from cityops.cases.workflow import STATES
 from cityops.core.auth.deps import CurrentUser, require_permission
 from cityops.core.auth.models import User
@@ -55,6 +64,36 @@ def list_cases(
                              timezone=settings.display_timezone)
     return service.list_cases(session, viewer=user, status=states, type_code=type_code or None,
                               level=level or None, q=q, limit=limit, offset=offset)
+
+
+Division = Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]+$",
+                                      description="Division code; default your own scope")]
+Day = Annotated[date | None, Query(description="First / last day of the period (Beijing dates)")]
+FIGURE_ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "Division outside your scope"},
+                                                  422: {"description": "Invalid input; names the field"}}
+
+
+@router.get("/figures", response_model=FiguresRead, responses=FIGURE_ERRORS)
+def figures(session: SessionDep, user: CurrentUser, division: Division = None, start: Day = None,
+            end: Day = None) -> FiguresRead:
+    """Figures of a unit and period from the timeline: reported, resolved, resolved and on time at
+    each level, escalated. Each figure's `cases_url` lists its cases."""
+    return service.figures_of(session, viewer=user, division=division, start=start, end=end)
+
+
+@router.get("/figures/cases", response_model=CasePage, responses=FIGURE_ERRORS)
+def figure_cases(
+    session: SessionDep, user: CurrentUser,
+    figure: Annotated[str, Query(max_length=20, description="reported, resolved, escalated, "
+                                 "escalated_auto, resolved_at_level, on_time or late")],
+    level: Annotated[str | None, Query(max_length=10)] = None,
+    division: Division = None, start: Day = None, end: Day = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> CasePage:
+    """The cases behind one figure (drill-down)."""
+    return service.figure_cases(session, viewer=user, figure=figure, division=division, level=level or None,
+                                start=start, end=end, limit=limit, offset=offset)
 
 
 @router.get("/{case_id}", response_model=CaseRead, responses=ERRORS)

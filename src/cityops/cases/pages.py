@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -23,6 +24,9 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 register_nav(NavItem("cases", N_("Cases"), "/cases", order=30, permission="cases.handle",
                      description=N_("Reports, disputes and hazards in your scope, with their timelines.")))
+register_nav(NavItem(
+    "case-figures", N_("Case figures"), "/cases/figures", order=31, permission="cases.handle",
+    description=N_("Cases reported, resolved at each level and on time, per unit and period.")))
 
 STATE_LABELS = {
     "reported": N_("Reported"), "accepted": N_("Accepted"), "dispatched": N_("Dispatched"),
@@ -37,6 +41,7 @@ ACTION_LABELS = {
     "start": N_("Start handling"), "delegate": N_("Delegate down"), "return": N_("Return"),
     "resolve": N_("Resolve"), "pause": N_("Pause (waiting on the reporter)"), "resume": N_("Resume"),
     "verify": N_("Verify"), "send_back": N_("Send back"), "close": N_("Close"), "reopen": N_("Reopen"),
+    "overdue": N_("Deadline passed"),
 }
 LEVEL_LABELS = {"village": N_("Village / community"), "township": N_("Township / street"),
                 "county": N_("County"), "city": N_("City")}
@@ -59,6 +64,51 @@ def inbox(request: Request, session: SessionDep, user: CurrentUser,
     return render(request, "cases/inbox.html", {
         **_labels(), "page": page, "q": q or "", "status": status or "", "type_code": type_code or "",
         "types": case_types.registry().types, "query": urlencode(params),
+        "offset": offset, "page_size": PAGE_SIZE, "pages": max(1, math.ceil(page.total / PAGE_SIZE)),
+        "page_no": offset // PAGE_SIZE + 1,
+    })
+
+
+FIGURE_LABELS = {
+    "reported": N_("Cases reported"), "resolved": N_("Cases resolved"), "escalated": N_("Cases escalated"),
+    "escalated_auto": N_("Escalated automatically (deadline passed)"),
+    "resolved_at_level": N_("Resolved at this level"), "on_time": N_("Resolved on time"),
+    "late": N_("Resolved late"), "on_time_rate": N_("On-time rate"),
+}
+Day = Annotated[date | None, Query()]
+Division = Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]*$")]
+
+
+def _figure_page_link(cases_url: str) -> str:
+    """The HTML list of a figure's cases, from the API's drill-down address."""
+    return cases_url.replace("/api/cases/figures/cases", "/cases/figures/cases", 1)
+
+
+@router.get("/cases/figures", response_class=HTMLResponse, name="case_figures")
+def figures_page(request: Request, session: SessionDep, user: CurrentUser, division: Division = None,
+                 start: Day = None, end: Day = None) -> HTMLResponse:
+    """Figures of a unit and period, each linked to its cases."""
+    result = service.figures_of(session, viewer=user, division=division or None, start=start, end=end)
+    rows = [{"label": FIGURE_LABELS.get(f.name, f.name), "level": f.level, "name": f.name, "value": f.value,
+             "href": _figure_page_link(f.cases_url)} for f in result.figures]
+    return render(request, "cases/figures.html", {**_labels(), "result": result, "rows": rows})
+
+
+@router.get("/cases/figures/cases", response_class=HTMLResponse, name="case_figure_cases")
+def figure_cases_page(request: Request, session: SessionDep, user: CurrentUser,
+                      figure: Annotated[str, Query(max_length=20)],
+                      level: Annotated[str | None, Query(max_length=10)] = None,
+                      division: Division = None, start: Day = None, end: Day = None,
+                      offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> HTMLResponse:
+    page = service.figure_cases(session, viewer=user, figure=figure, level=level or None,
+                                division=division or None, start=start, end=end, limit=PAGE_SIZE,
+                                offset=offset)
+    params = {k: v for k, v in {"figure": figure, "level": level, "division": division,
+                                "start": start, "end": end}.items() if v}
+    return render(request, "cases/figure_cases.html", {
+        **_labels(), "page": page, "figure_label": FIGURE_LABELS.get(figure, figure), "level": level,
+        "query": urlencode(params), "back": "/cases/figures?" + urlencode(
+            {k: v for k, v in params.items() if k in ("division", "start", "end")}),
         "offset": offset, "page_size": PAGE_SIZE, "pages": max(1, math.ceil(page.total / PAGE_SIZE)),
         "page_no": offset // PAGE_SIZE + 1,
     })

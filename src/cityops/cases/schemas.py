@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +66,9 @@ class CaseSummary(BaseModel):
     reporter_phone: str | None
     source: str
     deadline_at: datetime | None
+    # Working seconds left at the current level (negative once overdue), for countdowns.
+    remaining_seconds: float | None = None
+    overdue: bool = False
     created_at: datetime
     updated_at: datetime
     version: int
@@ -106,3 +109,19 @@ class CaseEventRead(BaseModel):
     comment: str | None
     data: dict[str, Any]
     at: datetime
+
+
+class FigureRead(BaseModel):
+    """One figure of a unit and period; `cases_url` lists the cases behind it."""
+
+    name: str
+    level: str | None
+    value: float
+    cases_url: str
+
+
+class FiguresRead(BaseModel):
+    division_code: str
+    start: date
+    end: date
+    figures: list[FigureRead]

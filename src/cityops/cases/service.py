@@ -7,17 +7,19 @@ a timeline line and an outbox event in the same transaction.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from cityops.cases import figures, routing, sla
 from cityops.cases import repository as repo
-from cityops.cases import routing
 from cityops.cases import types as case_types
 from cityops.cases.models import Case, CaseEvent
 from cityops.cases.schemas import (
@@ -27,6 +29,8 @@ from cityops.cases.schemas import (
     CasePage,
     CaseRead,
     CaseSummary,
+    FigureRead,
+    FiguresRead,
     OrgUnitRef,
 )
 from cityops.cases.workflow import (
@@ -45,11 +49,20 @@ from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.pii import mask_phone
 from cityops.core.auth.roles import can_view_pii, has_permission
 from cityops.core.auth.scope import authorize, scope_filter
-from cityops.core.db import utcnow
-from cityops.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from cityops.core.db import Database, utcnow
+from cityops.core.errors import (
+    CityopsError,
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 from cityops.core.events import Event, emit, event_type
+from cityops.core.scheduler import Job
 from cityops.places.index import PlaceIndex
 
+log = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 MAX_EXPORT_ROWS = 100_000
 
@@ -115,7 +128,7 @@ def _summary_values(case: Case, unit: OrgUnit | None, *, pii_visible: bool) -> d
         "reporter_name": case.reporter_name if pii_visible else mask_name(case.reporter_name),
         "reporter_phone": case.reporter_phone if pii_visible else mask_phone(case.reporter_phone),
         "source": case.source, "deadline_at": case.deadline_at, "created_at": case.created_at,
-        "updated_at": case.updated_at, "version": case.version,
+        "updated_at": case.updated_at, "version": case.version, **deadline_state(case, now=utcnow()),
     }
 
 
@@ -144,6 +157,15 @@ def to_read(session: Session, case: Case, *, viewer: User | None) -> CaseRead:
         merged_into_id=case.merged_into_id, paused_at=case.paused_at, paused_seconds=case.paused_seconds,
         closed_at=case.closed_at, pii_visible=pii_visible, allowed_actions=allowed,
     )
+
+
+def deadline_state(case: Case, *, now: datetime) -> dict[str, Any]:
+    """The countdown of a case: working seconds left (negative once overdue) and the overdue flag.
+    A case whose clock has stopped (resolved, closed ...) is never overdue."""
+    remaining = sla.remaining_seconds(case, now=now)
+    running = case.status not in sla.CLOCK_STOPPED_STATES
+    return {"remaining_seconds": remaining,
+            "overdue": running and case.deadline_at is not None and case.deadline_at <= now}
 
 
 def get_case(session: Session, *, viewer: User, case_id: int, request: Any = None) -> CaseRead:
@@ -237,6 +259,7 @@ def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, report
     chosen = routing.route(session, case_type=case_type, category=data.category,
                            village_code=where.village_code, level=case_type.level)
     now = now or utcnow()
+    deadline = sla.deadline_for(case_type.sla, case_type.level, now)
     number = repo.next_number(session, prefix=registry.number_prefix, year=now.astimezone(LOCAL_TZ).year)
     # A signed-in citizen is the reporter; staff report on someone's behalf with the name given.
     own = reporter is not None and not has_permission(reporter, "cases.dispatch") \
@@ -249,12 +272,13 @@ def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, report
         reporter_name=data.reporter_name or (reporter.display_name if own and reporter else None),
         reporter_phone=data.reporter_phone or (reporter.phone if own and reporter else None),
         reporter_user_id=reporter.id if own and reporter else None, source=data.source,
-        public=case_type.public, fields=fields, created_at=now, updated_at=now,
+        public=case_type.public, fields=fields, created_at=now, updated_at=now, deadline_at=deadline,
     )
     session.add(case)
     session.flush()
     _record(session, case, action="report", actor=reporter, from_status=None,
-            data={"routed_to": chosen.org_unit_code, "routing": chosen.reason})
+            data={"routed_to": chosen.org_unit_code, "routing": chosen.reason,
+                  "deadline_at": deadline.isoformat()})
     emit(session, CaseReported(case_id=case.id, number=case.number, type_code=case.type_code,
                                category=case.category, level=case.level, division_code=case.division_code,
                                org_unit_id=case.org_unit_id, source=case.source))
@@ -289,7 +313,7 @@ def _assign_person(session: Session, case: Case, actor: User | None, body: Actio
         case.assignee_id = actor.id
 
 
-def _move_level(session: Session, case: Case, level: str, body: ActionRequest) -> None:
+def _move_level(session: Session, case: Case, level: str, body: ActionRequest, now: datetime) -> None:
     case.level = level
     if body.org_unit_code:
         case.org_unit_id = routing.unit_by_code(session, body.org_unit_code).id
@@ -297,8 +321,10 @@ def _move_level(session: Session, case: Case, level: str, body: ActionRequest) -
         case.org_unit_id = routing.org_unit_id(
             session, routing.centre_code(routing.division_at(case.village_code, level)))
     case.assignee_id = None
-    # The SLA engine sets the new level's deadline on the CaseTransitioned event.
-    case.deadline_at = None
+    # The new level gets its own SLA from the moment the case arrives there; a pause does not
+    # carry over to another centre.
+    case.paused_at = None
+    case.deadline_at = sla.deadline_for(case_types.registry().find(case.type_code).sla, level, now)
 
 
 def _apply(session: Session, case: Case, effect: str, actor: User | None, body: ActionRequest,
@@ -311,24 +337,25 @@ def _apply(session: Session, case: Case, effect: str, actor: User | None, body: 
     elif effect == "escalate":
         above = level_above(case.level)
         assert above is not None  # the transition's level guard keeps city cases out
-        _move_level(session, case, above, body)
+        _move_level(session, case, above, body, now)
     elif effect == "delegate":
         below = level_below(case.level)
         assert below is not None
-        _move_level(session, case, below, body)
+        _move_level(session, case, below, body, now)
     elif effect == "pause":
         if case.paused_at is not None:
             raise Conflict("the case is already paused", field="action")
-        case.paused_at = now
+        sla.pause_clock(case, now=now)
     elif effect == "resume":
         if case.paused_at is None:
             raise Conflict("the case is not paused", field="action")
-        case.paused_seconds += max(0, int((now - case.paused_at).total_seconds()))
-        case.paused_at = None
+        sla.resume_clock(case, now=now)
     elif effect == "close":
         case.closed_at = now
     elif effect == "reopen":
         case.closed_at = None
+        # A reopened case is handled again at its level, with a fresh deadline.
+        case.deadline_at = sla.deadline_for(case_types.registry().find(case.type_code).sla, case.level, now)
     elif effect == "merge":
         _merge_into(session, case, actor, body)
 
@@ -377,6 +404,7 @@ def act(session: Session, *, actor: User | None, case_id: int, action: str, body
     _check_guards(case, action, transition, actor, body)
     now = now or utcnow()
     from_status = case.status
+    deadline_before = case.deadline_at
     # One action is one UPDATE: effects that look things up must not flush a half-made change
     # (that would bump the version twice).
     with session.no_autoflush:
@@ -391,6 +419,11 @@ def act(session: Session, *, actor: User | None, case_id: int, action: str, body
         raise Conflict("stale version: the case was changed by someone else; reload it",
                        code="stale_version") from None
     data = {k: v for k, v in body.model_dump(exclude={"version", "comment"}).items() if v is not None}
+    # Each deadline a case gets is kept on the timeline, so "on time at each level" is computable.
+    if case.deadline_at is not None and case.deadline_at != deadline_before:
+        data["deadline_at"] = case.deadline_at.isoformat()
+    if actor is None:
+        data["auto"] = True
     _record(session, case, action=action, actor=actor, from_status=from_status, comment=body.comment,
             data=data)
     emit(session, CaseTransitioned(case_id=case.id, number=case.number, action=action,
@@ -402,3 +435,132 @@ def act(session: Session, *, actor: User | None, case_id: int, action: str, body
 def count_cases(session: Session) -> int:
     """How many cases exist (for the demo generator's is-seeded check)."""
     return repo.page(session, repo.list_query(condition=true()), limit=1, offset=0)[1]
+
+
+# --- automatic escalation -----------------------------------------------------------------------
+
+
+@event_type
+@dataclasses.dataclass(frozen=True)
+class CaseOverdue(Event):
+    """A case passed its deadline where it cannot be escalated (city level, or a state without the
+    move): its centre is told, once per deadline."""
+
+    topic = "cases.overdue"
+    case_id: int
+    number: str
+    level: str
+    org_unit_id: int | None
+    deadline_at: str
+
+
+AUTO_REASON = "deadline passed (auto)"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepReport:
+    escalated: list[int]
+    flagged: list[int]
+
+
+def _flag_overdue(session: Session, case: Case, now: datetime) -> bool:
+    """Write one 'overdue' timeline line per deadline (no status change); False if already there."""
+    assert case.deadline_at is not None
+    stamp = case.deadline_at.isoformat()
+    seen = session.scalars(select(CaseEvent.data).where(CaseEvent.case_id == case.id,
+                                                        CaseEvent.action == "overdue"))
+    if any(d.get("deadline_at") == stamp for d in seen):
+        return False
+    session.add(CaseEvent(case_id=case.id, action="overdue", from_status=case.status, to_status=case.status,
+                          level=case.level, org_unit_id=case.org_unit_id, data={"deadline_at": stamp,
+                                                                                "auto": True}, at=now))
+    emit(session, CaseOverdue(case_id=case.id, number=case.number, level=case.level,
+                              org_unit_id=case.org_unit_id, deadline_at=stamp))
+    return True
+
+
+def _can_escalate(case: Case) -> bool:
+    transition = _workflow_of(case).get((case.status, "escalate"))
+    return transition is not None and case.level in transition.levels and level_above(case.level) is not None
+
+
+def sweep(db: Database, *, now: datetime | None = None, batch: int = 500) -> SweepReport:
+    """Escalate every running case past its deadline one level up, as the system, one case per
+    transaction (a failure or a concurrent action on one case never holds back the others).
+
+    A case that cannot go higher (city level) or whose state has no escalate move is flagged overdue
+    on its timeline instead. Idempotent: an escalated case has a new deadline after `now`, and a flag
+    is written once per deadline, so a second run at the same `now` changes nothing."""
+    now = now or utcnow()
+    escalated: list[int] = []
+    flagged: list[int] = []
+    with db.sessions() as session:
+        due = sla.sweep_overdue(session, now=now)
+    for start in range(0, len(due), batch):
+        for case_id in due[start:start + batch]:
+            try:
+                with db.session() as session:
+                    case = repo.get(session, case_id)
+                    # Re-checked inside the transaction: someone may have acted since the sweep.
+                    if case is None or case.deadline_at is None or case.deadline_at >= now \
+                            or case.paused_at is not None or case.status in sla.CLOCK_STOPPED_STATES:
+                        continue
+                    if _can_escalate(case):
+                        act(session, actor=None, case_id=case.id, action="escalate", now=now,
+                            body=ActionRequest(version=case.version, reason=AUTO_REASON))
+                        escalated.append(case_id)
+                    elif _flag_overdue(session, case, now):
+                        flagged.append(case_id)
+            except CityopsError as exc:
+                # Changed by someone else meanwhile, or no centre above: the next sweep tries again.
+                log.warning("sweep skipped case %s: %s", case_id, exc.message)
+    return SweepReport(escalated=escalated, flagged=flagged)
+
+
+def escalate_overdue(db: Database, *, now: datetime | None = None) -> list[int]:
+    """Ids of the cases escalated by this sweep (see `sweep`)."""
+    return sweep(db, now=now).escalated
+
+
+def escalation_job(*, interval_s: int = 60) -> Job:
+    """'cases.escalate_overdue' for the scheduler."""
+    return Job("cases.escalate_overdue", interval_s, lambda db, now: sweep(db, now=now))
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def _figure_query(where: figures.Period, figure: str, level: str | None) -> str:
+    params = {"division": where.division, "start": where.start.isoformat(), "end": where.end.isoformat(),
+              "figure": figure, **({"level": level} if level else {})}
+    return "/api/cases/figures/cases?" + urlencode(params)
+
+
+def figures_of(session: Session, *, viewer: User, division: str | None = None, start: date | None = None,
+               end: date | None = None) -> FiguresRead:
+    """Figures of a unit (a division in the viewer's scope) over a period of days, from the timeline."""
+    where = figures.period(viewer, division=division, start=start, end=end)
+    tallied = figures.tally(session, viewer=viewer, where=where)
+    return FiguresRead(division_code=where.division, start=where.start, end=where.end, figures=[
+        FigureRead(name=f.name, level=f.level, value=f.value,
+                   cases_url=_figure_query(where, f.drill, f.drill_level))
+        for f in figures.figures(tallied)])
+
+
+def figure_cases(session: Session, *, viewer: User, figure: str, division: str | None = None,
+                 level: str | None = None, start: date | None = None, end: date | None = None,
+                 limit: int = 50, offset: int = 0) -> CasePage:
+    """The cases behind one figure (the same sets the figure counts), newest first."""
+    if figure not in figures.FIGURES:
+        raise ValidationFailed(f"unknown figure {figure!r}; known: {', '.join(figures.FIGURES)}",
+                               field="figure")
+    if figure in figures.LEVEL_FIGURES and level not in LEVELS:
+        raise ValidationFailed(f"figure {figure!r} needs a level: {', '.join(LEVELS)}", field="level")
+    where = figures.period(viewer, division=division, start=start, end=end)
+    ids = figures.tally(session, viewer=viewer, where=where).ids(figure, level)
+    query = repo.list_query(condition=_list_condition(viewer)).where(Case.id.in_(sorted(ids)))
+    rows, total = repo.page(session, query, limit=limit, offset=offset)
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    items = [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
+             for c in rows]
+    return CasePage(items=items, total=total, limit=limit, offset=offset)
