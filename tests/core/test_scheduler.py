@@ -89,3 +89,25 @@ def test_the_app_runs_the_packages_jobs_when_enabled(tmp_path: Path, db: Databas
     assert {"cases.escalate_overdue", "webhooks.deliver"} <= set(names)
     assert names["cases.escalate_overdue"].interval_s == 60 and names["webhooks.deliver"].interval_s == 30
     assert all(r.last_finished_at is not None and r.last_error is None for r in names.values())
+
+
+def test_concurrent_runners_on_postgres_run_a_due_job_once(pg_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cityops import all_models
+    from cityops.core.db import Base
+
+    all_models.load()
+    databases = [Database(pg_url) for _ in range(4)]  # four app processes
+    try:
+        Base.metadata.create_all(databases[0].engine)
+        runs: list[datetime] = []
+        job = Job("test.pg", 60, lambda db, now: runs.append(now))
+        scheduler.ensure_jobs(databases[0], [job], now=T0)
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda db: run_due(db, [job], now=T0), databases))
+        assert sorted(len(r) for r in results) == [0, 0, 0, 1] and runs == [T0]
+        assert state(databases[1], "test.pg").last_started_at == T0
+    finally:
+        for db in databases:
+            db.dispose()
