@@ -285,3 +285,25 @@ def test_cli_sweep_escalates_as_of_a_given_moment(client: TestClient, db: Databa
     assert done.returncode == 0, done.stderr
     assert case_id in json.loads(done.stdout)["escalated"]
     assert db_case(db, case_id).level == "township"
+
+
+def test_waiting_on_the_reporter_stops_the_clock(client: TestClient, db: Database, api_key: str,
+                                                 clock: Clock) -> None:
+    clock.now = bj(2024, 9, 30, 15, 0)
+    case_id = case_by_number(db, post_hazard(client, db, api_key)).id
+    login(client, "village1.operator")
+    seen = client.get(f"/api/cases/{case_id}").json()
+    seen = act(client, seen, "accept")
+    seen = act(client, seen, "start")
+    clock.now = bj(2024, 9, 30, 16, 0)  # 7 of the 8 working hours left
+    seen = act(client, seen, "pause", reason="等待反映人补充具体位置")
+    # Paused past the original deadline: no escalation, no overdue flag.
+    assert case_id not in service.sweep(db, now=bj(2024, 10, 8, 17, 0)).escalated
+    clock.now = bj(2024, 10, 8, 17, 0)
+    assert client.get(f"/api/cases/{case_id}").json()["overdue"] is False
+    clock.now = bj(2024, 10, 9, 9, 30)
+    seen = act(client, seen, "resume")
+    # 7 working hours from 09:30 on 9 October: 6 that day, 1 on the 10th.
+    assert datetime.fromisoformat(seen["deadline_at"]) == bj(2024, 10, 10, 9, 30)
+    timeline = client.get(f"/api/cases/{case_id}/timeline").json()
+    assert datetime.fromisoformat(timeline[-1]["data"]["deadline_at"]) == bj(2024, 10, 10, 9, 30)

@@ -161,11 +161,13 @@ def to_read(session: Session, case: Case, *, viewer: User | None) -> CaseRead:
 
 def deadline_state(case: Case, *, now: datetime) -> dict[str, Any]:
     """The countdown of a case: working seconds left (negative once overdue) and the overdue flag.
-    A case whose clock has stopped (resolved, closed ...) is never overdue."""
+    A case whose clock has stopped (resolved, closed ...) is never overdue; a paused one is overdue
+    only if it was when it paused."""
     remaining = sla.remaining_seconds(case, now=now)
     running = case.status not in sla.CLOCK_STOPPED_STATES
+    moment = case.paused_at or now
     return {"remaining_seconds": remaining,
-            "overdue": running and case.deadline_at is not None and case.deadline_at <= now}
+            "overdue": running and case.deadline_at is not None and case.deadline_at < moment}
 
 
 def get_case(session: Session, *, viewer: User, case_id: int, request: Any = None) -> CaseRead:
