@@ -46,6 +46,8 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "secret_key": "test-secret-" + "x" * 32,
         "attachments_dir": tmp / "files",
         "run_scheduler": False,
+        # Tests see an event's effects as soon as the request returns; the background mode has its own test.
+        "events_in_background": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

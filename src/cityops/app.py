@@ -70,15 +70,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     settings = settings or get_settings()
     db = db or Database(settings.database_url, echo=settings.sql_echo)
     bus = EventBus(db)
-    db.after_commit.append(bus.drain)
+    db.after_commit.append(bus.after_commit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(warm_up, app)
+        if settings.events_in_background:
+            bus.start()
         runner = app.state.scheduler = start_scheduler(app) if settings.run_scheduler else None
         yield
         if runner is not None:
             await run_in_threadpool(runner.stop)
+        await run_in_threadpool(bus.stop)
 
     app = FastAPI(title="cityops", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   lifespan=lifespan)

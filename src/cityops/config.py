@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Key of the HMAC signature on outbound webhooks; empty derives one from secret_key.
     webhook_secret: str = ""
     sql_echo: bool = False
+    # Deliver outbox events from a background thread (servers); false delivers right after each commit.
+    events_in_background: bool = True
     # The background scheduler (deadline escalation, webhook delivery) in the app process.
     run_scheduler: bool = True
     page_size_max: int = Field(default=500, ge=1)

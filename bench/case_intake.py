@@ -1,0 +1,171 @@
+"""Case intake through the HTTP API with 32 concurrent clients (issue 3: >= 500 cases/s sustained with
+p99 < 100 ms on SQLite), on SQLite and PostgreSQL, beside a trivial endpoint of the same server
+(/healthz) as the framework's ceiling, all in one run.
+
+Each run starts `cityops serve` (one process) on a seeded database, takes an API token for a city
+operator and posts urban-management reports at points inside random grids for DURATION seconds.
+The load comes from wrk (Debian's package; `./run bench` installs it).
+Run: .venv/bin/python bench/case_intake.py [--duration S] [--skip-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import save
+from sqlalchemy import create_engine, select, text
+
+from cityops.places.models import Grid
+
+ROOT = Path(__file__).resolve().parent.parent
+SQLITE_FILE = ROOT / "var" / "bench" / "intake.db"
+PG_ADMIN = os.environ.get("CITYOPS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CLIENTS = 32
+TARGET_RATE = 500.0
+TARGET_P99_MS = 100.0
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "cityops.cli", *args], env=env, check=True,
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def grid_points(url: str, n: int = 2000) -> list[tuple[float, float]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(Grid.centroid_lon, Grid.centroid_lat)).all()
+    engine.dispose()
+    rng = random.Random(7)
+    return [(float(lon), float(lat)) for lon, lat in rng.sample(list(rows), min(n, len(rows)))]
+
+
+WRK_SCRIPT = """
+local points = {%(points)s}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  local p = points[(i %% #points) + 1]
+  local body = string.format('{"type_code":"urban","category":"garbage","title":"路边垃圾堆积",' ..
+    '"description":"压测：小区门口垃圾未清运","lon":%%.6f,"lat":%%.6f}', p[1], p[2])
+  return wrk.format(nil, "%(path)s", nil, body)
+end
+"""
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99),
+    summary.duration))
+end
+"""
+
+
+def load(base: str, token: str, points: list[tuple[float, float]], *, path: str, duration: float,
+         post: bool) -> dict[str, Any]:
+    """wrk (C, Debian's package) as the load generator: a Python client would be the bottleneck."""
+    script = (WRK_SCRIPT % {"points": ",".join(f"{{{lon},{lat}}}" for lon, lat in points), "path": path}
+              if post else "") + WRK_DONE
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{duration:g}s", "-s", fh.name,
+                              "-H", f"Authorization: Bearer {token}", f"{base}{path}"],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(fh.name)
+    line = next(row for row in out.splitlines() if row.startswith("RESULT"))
+    requests, socket_errors, bad_status, p50_us, p99_us, duration_us = map(int, line.split()[1:])
+    seconds = duration_us / 1e6
+    return {"requests": requests, "errors": socket_errors + bad_status, "seconds": round(seconds, 2),
+            "per_s": round(requests / seconds, 1),
+            "p50_ms": round(p50_us / 1000, 2), "p99_ms": round(p99_us / 1000, 2)}
+
+
+def run_backend(name: str, url: str, duration: float) -> dict[str, Any]:
+    env = {**os.environ, "CITYOPS_DATABASE_URL": url, "CITYOPS_RUN_SCHEDULER": "false"}
+    cli(env, "db", "upgrade")
+    cli(env, "seed", "--scale", "small")
+    token = cli(env, "tokens", "create", "city.operator", "--name", "intake bench", "--days", "1")
+    points = grid_points(url)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cityops.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name}: server did not start")
+            time.sleep(0.3)
+        # The ceiling first: a backlog of posts left by a run would slow it down.
+        ceiling = load(base, token, points, path="/healthz", duration=duration, post=False)
+        load(base, token, points, path="/api/cases", duration=2, post=True)  # warm-up
+        intake = load(base, token, points, path="/api/cases", duration=duration, post=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    result = {"intake": intake, "healthz_ceiling": ceiling,
+              "share_of_ceiling": round(intake["per_s"] / ceiling["per_s"], 3),
+              "meets_target": intake["per_s"] >= TARGET_RATE and intake["p99_ms"] < TARGET_P99_MS
+              and intake["errors"] == 0}
+    print(f"{name:10s} intake {intake['per_s']:7.1f}/s p99 {intake['p99_ms']:7.1f} ms | "
+          f"healthz {ceiling['per_s']:7.1f}/s", file=sys.stderr)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=15.0)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args()
+    SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):  # a stale WAL beside a new file would corrupt it
+        SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
+    results = {"sqlite": run_backend("sqlite", f"sqlite:///{SQLITE_FILE}", args.duration)}
+    if not args.skip_postgres:
+        name = f"cityops_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            results["postgresql"] = run_backend("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
+                                                args.duration)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    save("case_intake", {
+        "what": f"POST /api/cases with {CLIENTS} concurrent clients for {args.duration:g} s, one server "
+                "process, load generator on the same 2-core machine; /healthz as the framework ceiling",
+        "target": {"cases_per_s": TARGET_RATE, "p99_ms": TARGET_P99_MS},
+        **results,
+    })
+
+
+if __name__ == "__main__":
+    main()
