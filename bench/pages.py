@@ -44,6 +44,9 @@ PAGES = [
     "/api/users",
     "/audit",
     "/api/audit",
+    "/cases",
+    "/api/cases",
+    "/cases/figures",
 ]
 
 
@@ -63,7 +66,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    env = {**os.environ, "CITYOPS_DATABASE_URL": f"sqlite:///{DB_FILE}"}
+    # No background jobs during the measurement: the first scheduler tick escalates every overdue demo case.
+    env = {**os.environ, "CITYOPS_DATABASE_URL": f"sqlite:///{DB_FILE}", "CITYOPS_RUN_SCHEDULER": "false"}
     DB_FILE.parent.mkdir(parents=True, exist_ok=True)
     cli("db", "upgrade", env=env)
     cli("seed", "--scale", "full", env=env)

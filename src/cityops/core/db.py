@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -79,6 +80,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class SQLiteWriteGate:
     """One writing transaction at a time in this process.
 
@@ -101,6 +110,10 @@ class SQLiteWriteGate:
 
     def _before_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if conn.info.get(self.KEY) or statement.lstrip()[:11].upper().startswith(self.READS):
+            return
+        if _in_event_loop():
+            # Never park an event loop on the gate: a gate holder may be waiting for that very loop.
+            # The loop's rare writes (e.g. a token's last use) meet SQLite's busy timeout instead.
             return
         if not self.lock.acquire(timeout=self.WAIT_S):
             raise sqlite3.OperationalError("database is locked (waited for the write gate)")
