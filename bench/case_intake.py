@@ -94,11 +94,25 @@ def load(base: str, token: str, points: list[tuple[float, float]], *, path: str,
     finally:
         os.unlink(fh.name)
     line = next(row for row in out.splitlines() if row.startswith("RESULT"))
+    if line.split()[1] == "0":
+        raise SystemExit(f"wrk completed no request on {path}:\n{out}")
     requests, socket_errors, bad_status, p50_us, p99_us, duration_us = map(int, line.split()[1:])
     seconds = duration_us / 1e6
     return {"requests": requests, "errors": socket_errors + bad_status, "seconds": round(seconds, 2),
             "per_s": round(requests / seconds, 1),
             "p50_ms": round(p50_us / 1000, 2), "p99_ms": round(p99_us / 1000, 2)}
+
+
+def wait_idle(base: str, *, timeout_s: float = 60) -> None:
+    """Until /healthz answers fast again, i.e. the requests of closed connections are done."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        httpx.get(f"{base}/healthz", timeout=timeout_s)
+        if time.perf_counter() - started < 0.02:
+            time.sleep(1)
+            return
+        time.sleep(0.5)
 
 
 def run_backend(name: str, url: str, duration: float) -> dict[str, Any]:
@@ -122,9 +136,12 @@ def run_backend(name: str, url: str, duration: float) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{name}: server did not start")
             time.sleep(0.3)
-        # The ceiling first: a backlog of posts left by a run would slow it down.
+        # The ceiling first: a backlog of posts left by a run would slow it down. wrk closes its
+        # connections at the end of a run while the server still works on their requests, so each
+        # run waits for the server to finish them.
         ceiling = load(base, token, points, path="/healthz", duration=duration, post=False)
         load(base, token, points, path="/api/cases", duration=2, post=True)  # warm-up
+        wait_idle(base)
         intake = load(base, token, points, path="/api/cases", duration=duration, post=True)
     finally:
         server.terminate()

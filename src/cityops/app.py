@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityops.config import Settings, get_settings
 from cityops.core.db import Database
@@ -23,7 +24,6 @@ from cityops.core.scheduler import SchedulerThread
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
-CallNext = Callable[[Request], Awaitable[Response]]
 JSON_PREFIXES = ("/api/", "/open311/", "/healthz")
 
 
@@ -38,6 +38,29 @@ def error_response(request: Request, status: int, body: dict[str, object]) -> Re
     from cityops.core.templating import render_error
 
     return render_error(request, status, str(body.get("message", "")))
+
+
+class ServerTimingMiddleware:
+    """Server-side time of every request in a Server-Timing header (page benchmarks, browsers' dev
+    tools). Plain ASGI on purpose: Starlette's BaseHTTPMiddleware cancels the endpoint when the
+    client goes away, which can leave a request's database transaction open."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.2f}".encode()
+                message["headers"] = [*message.get("headers", []), (b"server-timing", took)]
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
 
 
 def warm_up(app: FastAPI) -> None:
@@ -114,18 +137,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         return error_response(request, 500, {"error": "internal_error",
                                              "message": "internal error; it has been logged"})
 
-    @app.middleware("http")
-    async def _server_timing(request: Request, call_next: CallNext) -> Response:
-        # Server-side time of every request, read by the page benchmarks and by browsers' dev tools.
-        started = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
-        return response
-
+    app.add_middleware(ServerTimingMiddleware)
     # Language of pages: ?lang= (remembered in a cookie), the cookie, then settings.default_locale.
-    from cityops.core.i18n import locale_middleware
+    from cityops.core.i18n import LocaleCookieMiddleware
 
-    app.middleware("http")(locale_middleware)
+    app.add_middleware(LocaleCookieMiddleware)
 
     # Who is asking (session cookie or bearer token) and CSRF checks, before any route runs.
     from cityops.core import auth

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -80,54 +77,6 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-class SQLiteWriteGate:
-    """One writing transaction at a time in this process.
-
-    SQLite allows one writer; a second one waits in SQLite's busy handler, which sleeps in steps of
-    up to 100 ms, so 32 concurrent requests that write turn into seconds of latency. Taking a Python
-    lock at a connection's first write statement and releasing it when its transaction ends queues
-    writers without those sleeps. Other processes still meet SQLite's own busy timeout."""
-
-    KEY = "sqlite_write_gate"
-    WAIT_S = 15.0
-    READS = ("SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK TO", "WITH")
-
-    def __init__(self, engine: Engine) -> None:
-        self.lock = threading.Lock()
-        event.listen(engine, "before_cursor_execute", self._before_execute)
-        event.listen(engine, "commit", self._end)
-        event.listen(engine, "rollback", self._end)
-        # A connection given back to the pool unfinished is rolled back there, without the events above.
-        event.listen(engine.pool, "reset", self._reset)
-
-    def _before_execute(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if conn.info.get(self.KEY) or statement.lstrip()[:11].upper().startswith(self.READS):
-            return
-        if _in_event_loop():
-            # Never park an event loop on the gate: a gate holder may be waiting for that very loop.
-            # The loop's rare writes (e.g. a token's last use) meet SQLite's busy timeout instead.
-            return
-        if not self.lock.acquire(timeout=self.WAIT_S):
-            raise sqlite3.OperationalError("database is locked (waited for the write gate)")
-        conn.info[self.KEY] = True
-
-    def _end(self, conn: Any) -> None:
-        if conn.info.pop(self.KEY, False):
-            self.lock.release()
-
-    def _reset(self, _dbapi_conn: Any, record: Any, *_args: Any) -> None:
-        if record.info.pop(self.KEY, False):
-            self.lock.release()
-
-
 class Database:
     """Owns the engine and the session factory; one per app or CLI invocation."""
 
@@ -135,8 +84,6 @@ class Database:
         self.url = url
         self.engine = make_engine(url, echo=echo)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        if url.startswith("sqlite"):
-            SQLiteWriteGate(self.engine)
         # Called after every successful unit of work, e.g. the event bus draining the outbox.
         self.after_commit: list[Callable[[], object]] = []
 

@@ -11,7 +11,6 @@ signed-in user's preferred locale, then settings.default_locale (Chinese).
 from __future__ import annotations
 
 import gettext
-from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
@@ -21,6 +20,7 @@ from babel.messages import mofile, pofile
 from babel.messages.catalog import Catalog
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Locale = Literal["zh", "en"]
 LOCALES: tuple[Locale, ...] = get_args(Locale)
@@ -93,13 +93,31 @@ def locale_of(request: Request) -> Locale:
             or normalise(getattr(user, "locale", None)) or default_locale(request))
 
 
-async def locale_middleware(request: Request,
-                            call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Remember an explicit `?lang=` choice in a cookie, so the next pages keep the language."""
-    response = await call_next(request)
-    asked = normalise(request.query_params.get("lang"))
-    if asked and request.cookies.get(LANG_COOKIE) != asked:
-        settings = getattr(request.app.state, "settings", None)
-        response.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_MAX_AGE_S, httponly=True,
-                            samesite="lax", secure=bool(getattr(settings, "secure_cookies", False)))
-    return response
+class LocaleCookieMiddleware:
+    """Remember an explicit `?lang=` choice in a cookie, so the next pages keep the language.
+    Plain ASGI: Starlette's BaseHTTPMiddleware cancels the endpoint when the client goes away."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        asked = normalise(request.query_params.get("lang"))
+        if not asked or request.cookies.get(LANG_COOKIE) == asked:
+            await self.app(scope, receive, send)
+            return
+        settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+        cookie = Response()
+        cookie.set_cookie(LANG_COOKIE, asked, max_age=LANG_COOKIE_MAX_AGE_S, httponly=True, samesite="lax",
+                          secure=bool(getattr(settings, "secure_cookies", False)))
+        set_cookie = cookie.raw_headers[-1]
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), set_cookie]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
