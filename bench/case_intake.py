@@ -2,8 +2,9 @@
 p99 < 100 ms on SQLite), on SQLite and PostgreSQL, beside a trivial endpoint of the same server
 (/healthz) as the framework's ceiling, all in one run.
 
-Each run starts `cityops serve` (one process) on a seeded database, takes an API token for a city
-operator and posts urban-management reports at points inside random grids for DURATION seconds.
+Each run starts `cityops serve` (one worker process, then two) on a seeded database, takes an API
+token for a city operator and posts urban-management reports at points inside random grids for
+DURATION seconds.
 The load comes from wrk (Debian's package; `./run bench` installs it).
 Run: .venv/bin/python bench/case_intake.py [--duration S] [--skip-postgres]
 """
@@ -115,14 +116,15 @@ def wait_idle(base: str, *, timeout_s: float = 60) -> None:
         time.sleep(0.5)
 
 
-def run_backend(name: str, url: str, duration: float) -> dict[str, Any]:
+def run_backend(name: str, url: str, duration: float, workers: int) -> dict[str, Any]:
     env = {**os.environ, "CITYOPS_DATABASE_URL": url, "CITYOPS_RUN_SCHEDULER": "false"}
     cli(env, "db", "upgrade")
-    cli(env, "seed", "--scale", "small")
+    cli(env, "seed", "--scale", "small")  # a no-op when a previous run seeded the database
     token = cli(env, "tokens", "create", "city.operator", "--name", "intake bench", "--days", "1")
     points = grid_points(url)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cityops.cli", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "cityops.cli", "serve", "--port", str(port),
+                               "--workers", str(workers)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -150,7 +152,7 @@ def run_backend(name: str, url: str, duration: float) -> dict[str, Any]:
               "share_of_ceiling": round(intake["per_s"] / ceiling["per_s"], 3),
               "meets_target": intake["per_s"] >= TARGET_RATE and intake["p99_ms"] < TARGET_P99_MS
               and intake["errors"] == 0}
-    print(f"{name:10s} intake {intake['per_s']:7.1f}/s p99 {intake['p99_ms']:7.1f} ms | "
+    print(f"{name:10s} {workers} worker(s) intake {intake['per_s']:7.1f}/s p99 {intake['p99_ms']:7.1f} ms | "
           f"healthz {ceiling['per_s']:7.1f}/s", file=sys.stderr)
     return result
 
@@ -159,26 +161,31 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--workers", default="1,2", help="Server worker processes per run, comma-separated")
     args = parser.parse_args()
     SQLITE_FILE.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):  # a stale WAL beside a new file would corrupt it
         SQLITE_FILE.with_name(SQLITE_FILE.name + suffix).unlink(missing_ok=True)
-    results = {"sqlite": run_backend("sqlite", f"sqlite:///{SQLITE_FILE}", args.duration)}
+    counts = sorted({int(w) for w in args.workers.split(",")})
+    results = {f"sqlite_{w}_workers": run_backend("sqlite", f"sqlite:///{SQLITE_FILE}", args.duration, w)
+               for w in counts}
     if not args.skip_postgres:
         name = f"cityops_bench_{uuid.uuid4().hex[:8]}"
         admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            results["postgresql"] = run_backend("postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
-                                                args.duration)
+            for w in counts:
+                results[f"postgresql_{w}_workers"] = run_backend(
+                    "postgresql", PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", args.duration, w)
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
     save("case_intake", {
-        "what": f"POST /api/cases with {CLIENTS} concurrent clients for {args.duration:g} s, one server "
-                "process, load generator on the same 2-core machine; /healthz as the framework ceiling",
+        "what": f"POST /api/cases with {CLIENTS} concurrent clients for {args.duration:g} s, server with "
+                "1 and 2 worker processes, load generator on the same 2-core machine; /healthz of the same "
+                "server as the framework ceiling",
         "target": {"cases_per_s": TARGET_RATE, "p99_ms": TARGET_P99_MS},
         **results,
     })

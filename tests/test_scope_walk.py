@@ -27,6 +27,7 @@ from cityops.core.auth.scope import can_access
 from cityops.core.auth.sessions import issue_token
 from cityops.core.db import Database
 from cityops.core.export import XLSX_MEDIA_TYPE
+from cityops.core.notifications import Notification
 from cityops.places.models import Grid
 from tests.accounts.helpers import login, logout
 
@@ -64,6 +65,22 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
     assert created.status_code in (200, 201), created.text
     case = client.post("/api/cases", json=foreign_case(db, "village2.operator"))
     assert case.status_code == 201, case.text
+    dispute = client.post("/api/governance/disputes", json=foreign_dispute(db, "village2.operator"))
+    assert dispute.status_code == 201, dispute.text
+    attachment = client.post(f"/api/cases/{case.json()['id']}/attachments",
+                             files={"file": ("walk.png", b"\x89PNG\r\n\x1a\n walk", "image/png")})
+    assert attachment.status_code == 201, attachment.text
+    with db.session() as session:
+        owner = session.scalar(select(User.id).where(User.username == "village2.operator"))
+        assert owner is not None
+        notice = Notification(user_id=owner, title=FOREIGN_CASE_TITLE, link=f"/cases/{case.json()['id']}")
+        session.add(notice)
+        session.flush()
+        notification_id = notice.id
+    governance_items = foreign_governance_items(client, db)  # projects, meetings, risks
+    logout(client)
+    login(client, "village2.grid")
+    field_work = foreign_field_work(client, db)  # a visit, a problem report and a patrol
     logout(client)
     transfer = client.post("/api/governance/police-transfers", headers=police_token(db), json={
         **police_call(foreign_case(db, "village2.operator")), "incident_no": FOREIGN_INCIDENT})
@@ -85,11 +102,16 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         markers |= {u.id_number for u in hidden_users if u.id_number}
         markers |= {case.json()["number"], FOREIGN_REPORTER, FOREIGN_REPORTER_PHONE, FOREIGN_CASE_TITLE}
         markers.add(transfer.json()["case_number"])
+        markers |= {FOREIGN_PARTY, FOREIGN_PARTY_ID, dispute.json()["case_number"]}
+        markers |= field_work.pop("markers")
         number = case.json()["number"]
         return {"user_id": other.id, "prefix": token.prefix, "code": other.scope_code,
                 "markers": markers, "case_id": case.json()["id"], "action": "accept",
+                "dispute_id": dispute.json()["id"],
                 "fmt": "json", "service_code": "urban-garbage", "service_request_id": number, "token": number,
-                "incident_no": FOREIGN_INCIDENT}
+                "incident_no": FOREIGN_INCIDENT, "attachment_id": attachment.json()["id"],
+                "notification_id": notification_id,
+                **governance_items, **field_work}
 
 
 FOREIGN_REPORTER = "赵二村"
@@ -98,6 +120,43 @@ FOREIGN_CASE_TITLE = "二村的宅基地纠纷"
 
 
 FOREIGN_INCIDENT = "J-WALK-0002"
+FOREIGN_PARTY = "钱二村"
+FOREIGN_PARTY_ID = "410602198505053211"
+
+
+def foreign_dispute(db: Database, username: str) -> dict[str, Any]:
+    """A dispute with two parties at a point inside the village of `username`."""
+    case = foreign_case(db, username)
+    return {"category": "neighbour", "title": FOREIGN_CASE_TITLE, "lon": case["lon"], "lat": case["lat"],
+            "parties": [{"name": FOREIGN_PARTY, "id_number": FOREIGN_PARTY_ID},
+                        {"name": FOREIGN_REPORTER, "phone": FOREIGN_REPORTER_PHONE}]}
+
+
+def foreign_governance_items(client: TestClient, db: Database) -> dict[str, Any]:
+    """A project with a mitigation in the signed-in village 2 operator's village (path params of
+    governance/assessment, meetings and risks)."""
+    project = client.post("/api/governance/projects", json={
+        "name": "二村垃圾中转站选址", "owner_unit_code": "dept-urban"})
+    assert project.status_code == 201, project.text
+    measure = client.post(f"/api/governance/projects/{project.json()['id']}/mitigations", json={
+        "measure": "召开村民听证会", "responsible_unit_code": "dept-justice"})
+    assert measure.status_code == 201, measure.text
+    meeting = client.post("/api/governance/meetings", json={"held_at": "2030-01-01T09:00:00"})
+    assert meeting.status_code == 201, meeting.text
+    item = client.post(f"/api/governance/meetings/{meeting.json()['id']}/agenda", json={"title": "二村议题"})
+    assert item.status_code == 201, item.text
+    from tests.cases.helpers import report  # a cluster of one category in one place: a risk
+
+    cases = [report(client, db, meeting.json()["division_code"], type_code="urban", category="garbage",
+                    title="二村垃圾堆放", fields={}) for _ in range(3)]
+    assert client.post("/api/governance/risks/scan").status_code == 200
+    risk_ids = [r["id"] for r in client.get("/api/governance/risks?limit=500").json()["items"]
+                if {c["id"] for c in cases} & {c["id"] for c in client.get(f"/api/governance/risks/{r['id']}")
+                                               .json()["cases"]}]
+    assert risk_ids, "no risk registered for the cluster of village 2"
+    return {"project_id": project.json()["id"], "mitigation_id": measure.json()["id"],
+            "meeting_id": meeting.json()["id"], "item_id": item.json()["agenda"][0]["id"],
+            "risk_id": risk_ids[0]}
 
 
 def police_token(db: Database) -> dict[str, str]:
@@ -126,6 +185,31 @@ def foreign_case(db: Database, username: str) -> dict[str, Any]:
         return {"type_code": "dispute", "category": "neighbour", "title": FOREIGN_CASE_TITLE,
                 "lon": grid.centroid_lon, "lat": grid.centroid_lat, "reporter_name": FOREIGN_REPORTER,
                 "reporter_phone": FOREIGN_REPORTER_PHONE, "fields": {"parties": 2}}
+
+
+FOREIGN_HOUSEHOLD = "孙二户"
+FOREIGN_HOUSEHOLD_PHONE = "13700002222"
+
+
+def foreign_field_work(client: TestClient, db: Database) -> dict[str, Any]:
+    """The signed-in village 2 grid worker's visit (with a photo and an issue), a problem reported with
+    a photo, and a patrol (path params of governance/visits)."""
+    case = foreign_case(db, "village2.grid")
+    photo = {"photo": ("walk.png", b"\x89PNG\r\n\x1a\n field walk", "image/png")}
+    visit = client.post("/api/governance/visits", files=photo, data={
+        "kinds": ["visit"], "address": "二村一组1号", "household_head": FOREIGN_HOUSEHOLD,
+        "household_phone": FOREIGN_HOUSEHOLD_PHONE, "lon": case["lon"], "lat": case["lat"],
+        "issues": '[{"kind": "neighbour_dispute", "title": "二村走访发现的纠纷"}]'})
+    assert visit.status_code == 201, visit.text
+    report = client.post("/api/governance/visits/reports", files=photo, data={
+        "kind": "rubbish", "title": "二村垃圾", "lon": case["lon"], "lat": case["lat"]})
+    assert report.status_code == 201, report.text
+    patrol = client.post("/api/governance/patrols",
+                         json={"points": [{"lon": case["lon"], "lat": case["lat"]}]})
+    assert patrol.status_code == 201, patrol.text
+    return {"visit_id": visit.json()["id"], "issue_id": report.json()["id"], "patrol_id": patrol.json()["id"],
+            # The reported rubbish is a public case type: Open311 lists its number for everyone.
+            "markers": {FOREIGN_HOUSEHOLD, FOREIGN_HOUSEHOLD_PHONE, visit.json()["issues"][0]["case_number"]}}
 
 
 def leaks(markers: set[str], text: str) -> list[str]:

@@ -11,7 +11,14 @@ MODEL_MODULES = (
     "cityops.cases.models",
     "cityops.core.webhooks",
     "cityops.core.scheduler",
+    "cityops.core.notifications",
     "cityops.governance.models",
+    "cityops.governance.disputes.models",
+    "cityops.governance.centres.models",
+    "cityops.governance.assessment.models",
+    "cityops.governance.meetings.models",
+    "cityops.governance.risks.models",
+    "cityops.governance.visits.models",
 )
 
 

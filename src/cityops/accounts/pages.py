@@ -17,13 +17,13 @@ from cityops.core.auth.middleware import check_login_csrf, clear_session_cookie,
 from cityops.core.auth.models import User
 from cityops.core.auth.roles import ROLES
 from cityops.core.auth.sessions import end_session, start_session
-from cityops.core.deps import SessionDep, SettingsDep
+from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.export import xlsx_response
 from cityops.core.i18n import N_, gettext_for, locale_of
 from cityops.core.templating import NavItem, register_nav, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 PAGE_SIZE = 50
 
 register_nav(NavItem("users", N_("Users"), "/users", order=80, permission="users.read",

@@ -20,11 +20,11 @@ from cityops.cases.schemas import (
 from cityops.cases.workflow import STATES
 from cityops.core.auth.deps import CurrentUser, require_permission
 from cityops.core.auth.models import User
-from cityops.core.deps import SessionDep, SettingsDep
+from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from cityops.core.export import xlsx_response
 from cityops.places import service as places_service
 
-router = APIRouter(prefix="/api/cases", tags=["cases"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/cases", tags=["cases"])
 
 CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Reporter = Annotated[User, Depends(require_permission("cases.report"))]
@@ -54,16 +54,21 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     format: Annotated[Literal["json", "xlsx"], Query()] = "json",
+    box: Annotated[Literal["scope", "unit", "mine"], Query(
+        description="scope: everything you may see; unit: your org unit's; mine: assigned to you")] = "scope",
+    open_only: Annotated[bool, Query(description="Leave out closed, rejected and merged cases")] = False,
+    overdue: Annotated[bool, Query(description="Only running cases past their deadline")] = False,
+    sort: Annotated[Literal["newest", "oldest", "deadline"], Query()] = "newest",
 ) -> CasePage | Response:
-    """Cases in your scope, newest first; `?format=xlsx` downloads the whole filtered list."""
-    states = [s for s in status or [] if s]
+    """Cases in your scope; `?format=xlsx` downloads the whole filtered list."""
+    filters: dict[str, Any] = {"status": [s for s in status or [] if s], "type_code": type_code or None,
+                               "level": level or None, "q": q, "box": box, "open_only": open_only,
+                               "overdue": overdue, "sort": sort}
     if format == "xlsx":
-        rows = service.export_rows(session, viewer=user, status=states, type_code=type_code or None,
-                                   level=level or None, q=q)
-        return xlsx_response("案件列表.xlsx", "cases", service.EXPORT_HEADERS, rows,
+        return xlsx_response("案件列表.xlsx", "cases", service.EXPORT_HEADERS,
+                             service.export_rows(session, viewer=user, **filters),
                              timezone=settings.display_timezone)
-    return service.list_cases(session, viewer=user, status=states, type_code=type_code or None,
-                              level=level or None, q=q, limit=limit, offset=offset)
+    return service.list_cases(session, viewer=user, limit=limit, offset=offset, **filters)
 
 
 Division = Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]+$",

@@ -30,7 +30,7 @@ from cityops.core.errors import NotFound, ValidationFailed
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 MAX_DAYS = 3 * 366 + 1
 FigureName = Literal["reported", "resolved", "escalated", "escalated_auto", "resolved_at_level",
-                     "on_time", "late"]
+                     "on_time", "late", "rated"]
 FIGURES: tuple[str, ...] = FigureName.__args__  # type: ignore[attr-defined]
 LEVEL_FIGURES = frozenset({"resolved_at_level", "on_time", "late"})
 
@@ -59,6 +59,8 @@ class Tally:
     escalated_auto: set[int] = field(default_factory=set)
     # case id -> (level, on time or None when no deadline was known) of its last resolve in the period
     resolutions: dict[int, tuple[str, bool | None]] = field(default_factory=dict)
+    # case id -> the reporter's ratings given in the period (one per closing; see cases/feedback.py)
+    ratings: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def ids(self, figure: str, level: str | None = None) -> set[int]:
         if figure == "reported":
@@ -69,6 +71,8 @@ class Tally:
             return self.escalated_auto
         if figure == "resolved":
             return set(self.resolutions)
+        if figure == "rated":
+            return set(self.ratings)
         rows = {cid: v for cid, v in self.resolutions.items() if v[0] == level}
         if figure == "resolved_at_level":
             return set(rows)
@@ -151,6 +155,8 @@ def tally(session: Session, *, viewer: User, where: Period) -> Tally:
             deadline = deadlines[case_id]
             moment = paused[case_id] or at
             result.resolutions[case_id] = (level, None if deadline is None else moment <= deadline)
+        elif action == "feedback" and isinstance(data.get("rating"), int):
+            result.ratings[case_id].append(data["rating"])
     return result
 
 
@@ -170,6 +176,11 @@ def figures(tallied: Tally) -> list[Figure]:
            Figure("resolved", None, len(tallied.resolutions), "resolved", None),
            Figure("escalated", None, len(tallied.escalated), "escalated", None),
            Figure("escalated_auto", None, len(tallied.escalated_auto), "escalated_auto", None)]
+    ratings = [r for given in tallied.ratings.values() for r in given]
+    if ratings:
+        # Satisfaction: the average rating (1-5) over the ratings given in the period, and their number.
+        out.append(Figure("rated", None, len(ratings), "rated", None))
+        out.append(Figure("satisfaction", None, round(sum(ratings) / len(ratings), 2), "rated", None))
     for level in LEVELS:
         resolved = tallied.ids("resolved_at_level", level)
         if not resolved:

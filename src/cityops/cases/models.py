@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, CheckConstraint, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityops.core.db import Base, utcnow
@@ -97,3 +97,52 @@ class CaseCounter(Base):
 
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     last: Mapped[int] = mapped_column(default=0)
+
+
+class CaseAttachment(Base):
+    """A file attached to a case; the bytes live once on disk under their hash (core/files.py)."""
+
+    __tablename__ = "case_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column()
+    media_type: Mapped[str] = mapped_column(String(120))
+    filename: Mapped[str] = mapped_column(String(200))
+    uploaded_by_id: Mapped[int | None] = mapped_column(_user_fk(), default=None)
+    uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseWatcher(Base):
+    """Someone who asked to be told when a case moves."""
+
+    __tablename__ = "case_watchers"
+    __table_args__ = (UniqueConstraint("case_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseFeedback(Base):
+    """The reporter's satisfaction with one closing of a case (once per closing: a reopened and
+    closed again case may be rated again)."""
+
+    __tablename__ = "case_feedback"
+    __table_args__ = (
+        UniqueConstraint("case_id", "closed_at"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    # The closing rated: the case's closed_at when the rating was given.
+    closed_at: Mapped[datetime] = mapped_column()
+    rating: Mapped[int] = mapped_column()
+    comment: Mapped[str | None] = mapped_column(Text, default=None)
+    # "reporter" (given by the reporter) or "phone" (recorded by staff after a call-back).
+    channel: Mapped[str] = mapped_column(String(10), default="reporter")
+    recorded_by_id: Mapped[int | None] = mapped_column(_user_fk(), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -10,17 +10,18 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cityops.cases import service
+from cityops.cases import panels, service
 from cityops.cases import types as case_types
 from cityops.cases.schemas import MAX_ID, ActionRequest
+from cityops.cases.sla import RUNNING_STATES
 from cityops.cases.workflow import LEVELS, STATES
 from cityops.core.auth.deps import CurrentUser
-from cityops.core.deps import SessionDep
+from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.i18n import N_
 from cityops.core.templating import NavItem, register_nav, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 PAGE_SIZE = 50
 register_nav(NavItem("cases", N_("Cases"), "/cases", order=30, permission="cases.handle",
                      description=N_("Reports, disputes and hazards in your scope, with their timelines.")))
@@ -49,7 +50,13 @@ assert set(STATE_LABELS) == set(STATES) and set(LEVEL_LABELS) == set(LEVELS)
 
 
 def _labels() -> dict[str, Any]:
-    return {"state_labels": STATE_LABELS, "action_labels": ACTION_LABELS, "level_labels": LEVEL_LABELS}
+    return {"state_labels": STATE_LABELS, "action_labels": ACTION_LABELS, "level_labels": LEVEL_LABELS,
+            "running_states": RUNNING_STATES}
+
+
+BOX_LABELS = {"unit": N_("My unit's cases"), "mine": N_("Assigned to me"), "scope": N_("All in my scope")}
+SORT_LABELS = {"deadline": N_("Deadline soonest"), "newest": N_("Newest first"), "oldest": N_("Oldest first")}
+OnOff = Annotated[str | None, Query(max_length=1, pattern="^[01]?$")]
 
 
 @router.get("/cases", response_class=HTMLResponse, name="cases")
@@ -57,13 +64,28 @@ def inbox(request: Request, session: SessionDep, user: CurrentUser,
           q: Annotated[str | None, Query(max_length=60)] = None,
           status: Annotated[str | None, Query(max_length=16)] = None,
           type_code: Annotated[str | None, Query(max_length=40)] = None,
+          box: Annotated[str | None, Query(max_length=8)] = None,
+          open: OnOff = None, overdue: OnOff = None,
+          sort: Annotated[str | None, Query(max_length=10)] = None,
           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> HTMLResponse:
+    """The inbox: by default the open cases of the user's unit, the soonest deadline first."""
+    box = box or ("unit" if user.org_unit_id is not None else "scope")
+    open_only, only_overdue, sort = open != "0", overdue == "1", sort or "deadline"
     page = service.list_cases(session, viewer=user, status=[status] if status else [],
-                              type_code=type_code or None, q=q, limit=PAGE_SIZE, offset=offset)
-    params = {k: v for k, v in {"q": q, "status": status, "type_code": type_code}.items() if v}
+                              type_code=type_code or None, q=q, limit=PAGE_SIZE, offset=offset, box=box,
+                              open_only=open_only, overdue=only_overdue, sort=sort)
+    params = {k: v for k, v in {"q": q, "status": status, "type_code": type_code, "box": box,
+                                "open": "1" if open_only else "0", "overdue": "1" if only_overdue else "",
+                                "sort": sort}.items() if v}
+    api_params = {**{k: v for k, v in params.items() if k not in ("open", "overdue")},
+                  "open_only": str(open_only).lower(), "overdue": str(only_overdue).lower()}
     return render(request, "cases/inbox.html", {
         **_labels(), "page": page, "q": q or "", "status": status or "", "type_code": type_code or "",
-        "types": case_types.registry().types, "query": urlencode(params),
+        "box": box, "open_only": open_only, "overdue": only_overdue, "sort": sort,
+        "box_labels": BOX_LABELS if user.org_unit_id is not None else {"mine": BOX_LABELS["mine"],
+                                                                        "scope": BOX_LABELS["scope"]},
+        "sort_labels": SORT_LABELS, "types": case_types.registry().types, "query": urlencode(params),
+        "export_query": urlencode(api_params),
         "offset": offset, "page_size": PAGE_SIZE, "pages": max(1, math.ceil(page.total / PAGE_SIZE)),
         "page_no": offset // PAGE_SIZE + 1,
     })
@@ -74,6 +96,7 @@ FIGURE_LABELS = {
     "escalated_auto": N_("Escalated automatically (deadline passed)"),
     "resolved_at_level": N_("Resolved at this level"), "on_time": N_("Resolved on time"),
     "late": N_("Resolved late"), "on_time_rate": N_("On-time rate"),
+    "rated": N_("Reporter ratings"), "satisfaction": N_("Satisfaction (average rating, 1-5)"),
 }
 Day = Annotated[date | None, Query()]
 Division = Annotated[str | None, Query(max_length=15, pattern=r"^[0-9]*$")]
@@ -124,6 +147,7 @@ def _case_page(request: Request, session: SessionDep, user: CurrentUser, case_id
     case_type = case_types.registry().find(case.type_code)
     return render(request, "cases/case.html", {
         **_labels(), "case": case, "events": events, "case_type": case_type, "error": error,
+        **panels.context(session, viewer=user, case=case),
     }, status_code=status_code)
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cityops.cases.models import Case, CaseCounter, CaseEvent
+from cityops.cases.sla import RUNNING_STATES
+from cityops.cases.workflow import FINAL_STATES, STATES
 from cityops.core.auth.models import OrgUnit
+
+OPEN_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
 
 
 def next_number(session: Session, *, prefix: str, year: int) -> str:
@@ -34,15 +39,30 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+SORTS = ("newest", "oldest", "deadline")
+
+
 def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), type_code: str | None = None,
-               level: str | None = None, q: str | None = None) -> Select[Any]:
+               level: str | None = None, q: str | None = None, assignee_id: int | None = None,
+               org_unit_id: int | None = None, open_only: bool = False,
+               overdue_at: datetime | None = None) -> Select[Any]:
+    """Cases matching the filters. `overdue_at`: only running cases whose deadline passed by then."""
     query = select(Case).where(condition)
     if status:
         query = query.where(Case.status.in_(status))
+    elif open_only:
+        query = query.where(Case.status.in_(OPEN_STATES))
     if type_code:
         query = query.where(Case.type_code == type_code)
     if level:
         query = query.where(Case.level == level)
+    if assignee_id is not None:
+        query = query.where(Case.assignee_id == assignee_id)
+    if org_unit_id is not None:
+        query = query.where(Case.org_unit_id == org_unit_id)
+    if overdue_at is not None:
+        query = query.where(Case.status.in_(RUNNING_STATES), Case.paused_at.is_(None),
+                            Case.deadline_at < overdue_at)
     if q:
         pattern = f"%{escape_like(q)}%"
         query = query.where(or_(Case.title.like(pattern, escape="\\"),
@@ -51,10 +71,14 @@ def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), ty
     return query
 
 
-def page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[list[Case], int]:
+def page(session: Session, query: Select[Any], *, limit: int, offset: int,
+         sort: str = "newest") -> tuple[list[Case], int]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.scalars(query.order_by(Case.created_at.desc(), Case.id.desc())
-                           .limit(limit).offset(offset)).all()
+    order = {"newest": (Case.created_at.desc(), Case.id.desc()),
+             "oldest": (Case.created_at, Case.id),
+             # Soonest deadline first; cases without one (stopped clocks) last.
+             "deadline": (Case.deadline_at.is_(None), Case.deadline_at, Case.id)}[sort]
+    rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
     return list(rows), total
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -65,6 +65,7 @@ from cityops.places.index import PlaceIndex
 log = logging.getLogger(__name__)
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 MAX_EXPORT_ROWS = 100_000
+BOXES = ("scope", "unit", "mine")
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -196,13 +197,34 @@ def _check_filters(status: Sequence[str], type_code: str | None, level: str | No
         case_types.registry().get(type_code)
 
 
-def list_cases(session: Session, *, viewer: User, status: Sequence[str] = (), type_code: str | None = None,
-               level: str | None = None, q: str | None = None, limit: int = 50, offset: int = 0) -> CasePage:
-    """Cases in the viewer's scope, newest first; reporter details always masked in lists."""
+def _filtered(viewer: User, *, status: Sequence[str], type_code: str | None, level: str | None,
+              q: str | None, box: str, open_only: bool, overdue: bool, sort: str) -> Select[Any]:
     _check_filters(status, type_code, level)
-    query = repo.list_query(condition=_list_condition(viewer), status=status, type_code=type_code,
-                            level=level, q=(q or "").strip() or None)
-    rows, total = repo.page(session, query, limit=limit, offset=offset)
+    if box not in BOXES:
+        raise ValidationFailed(f"box must be one of {', '.join(BOXES)}, not {box!r}", field="box")
+    if sort not in repo.SORTS:
+        raise ValidationFailed(f"sort must be one of {', '.join(repo.SORTS)}, not {sort!r}", field="sort")
+    if box == "unit" and viewer.org_unit_id is None:
+        raise ValidationFailed("your account belongs to no org unit", field="box")
+    return repo.list_query(condition=_list_condition(viewer), status=status, type_code=type_code,
+                           level=level, q=(q or "").strip() or None, open_only=open_only,
+                           assignee_id=viewer.id if box == "mine" else None,
+                           org_unit_id=viewer.org_unit_id if box == "unit" else None,
+                           overdue_at=utcnow() if overdue else None)
+
+
+def list_cases(session: Session, *, viewer: User, status: Sequence[str] = (), type_code: str | None = None,
+               level: str | None = None, q: str | None = None, limit: int = 50, offset: int = 0,
+               box: str = "scope", open_only: bool = False, overdue: bool = False,
+               sort: str = "newest") -> CasePage:
+    """Cases in the viewer's scope; reporter details always masked in lists.
+
+    `box` narrows to the viewer's org unit ("unit") or to the cases assigned to them ("mine");
+    `open_only` drops closed, rejected and merged cases; `overdue` keeps running cases past their
+    deadline; `sort` is newest, oldest or deadline (soonest first)."""
+    query = _filtered(viewer, status=status, type_code=type_code, level=level, q=q, box=box,
+                      open_only=open_only, overdue=overdue, sort=sort)
+    rows, total = repo.page(session, query, limit=limit, offset=offset, sort=sort)
     units = repo.org_units(session, (c.org_unit_id for c in rows))
     items = [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
              for c in rows]
@@ -214,12 +236,12 @@ EXPORT_HEADERS = ("Number", "Type", "Category", "Title", "Status", "Level", "Div
 
 
 def export_rows(session: Session, *, viewer: User, status: Sequence[str] = (), type_code: str | None = None,
-                level: str | None = None, q: str | None = None) -> Iterator[list[Any]]:
+                level: str | None = None, q: str | None = None, box: str = "scope", open_only: bool = False,
+                overdue: bool = False, sort: str = "newest") -> Iterator[list[Any]]:
     """Every case of the filtered list (masked like the list), for the Excel export."""
-    _check_filters(status, type_code, level)
-    query = repo.list_query(condition=_list_condition(viewer), status=status, type_code=type_code,
-                            level=level, q=(q or "").strip() or None)
-    rows, _total = repo.page(session, query, limit=MAX_EXPORT_ROWS, offset=0)
+    query = _filtered(viewer, status=status, type_code=type_code, level=level, q=q, box=box,
+                      open_only=open_only, overdue=overdue, sort=sort)
+    rows, _total = repo.page(session, query, limit=MAX_EXPORT_ROWS, offset=0, sort=sort)
     units = repo.org_units(session, (c.org_unit_id for c in rows))
     for case in rows:
         v = _summary_values(case, units.get(case.org_unit_id or 0), pii_visible=False)
@@ -566,3 +588,110 @@ def figure_cases(session: Session, *, viewer: User, figure: str, division: str |
     items = [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
              for c in rows]
     return CasePage(items=items, total=total, limit=limit, offset=offset)
+
+
+# --- helpers for the case's people, files and feedback (cases/attachments.py, feedback.py ...) ----
+
+
+def visible_case(session: Session, *, viewer: User, case_id: int) -> Case:
+    """The case if the viewer may see it; 404 otherwise (like a missing one)."""
+    return _authorize(viewer, repo.get(session, case_id), case_id)
+
+
+def record_line(session: Session, case: Case, *, action: str, actor: User | None, comment: str | None = None,
+                data: dict[str, Any] | None = None, now: datetime | None = None) -> CaseEvent:
+    """A timeline line that does not move the case (attach, feedback, merged in ...)."""
+    event = CaseEvent(case_id=case.id, action=action, actor_id=actor.id if actor else None,
+                      actor_name=actor.display_name if actor else None, from_status=case.status,
+                      to_status=case.status, level=case.level, org_unit_id=case.org_unit_id,
+                      comment=comment, data=data or {}, at=now or utcnow())
+    session.add(event)
+    return event
+
+
+# --- for other packages (governance) ------------------------------------------------------------
+
+
+def resolution_levels(session: Session, *, viewer: User, division: str | None = None,
+                      start: date | None = None, end: date | None = None) -> dict[int, str]:
+    """Case id -> level of its last resolve in the period, in the viewer's scope: the sets the figures
+    count, so a package counts its own records by where their cases were resolved."""
+    where = figures.period(viewer, division=division, start=start, end=end)
+    tallied = figures.tally(session, viewer=viewer, where=where)
+    return {case_id: level for case_id, (level, _on_time) in tallied.resolutions.items()}
+
+
+def open_counts_by_status(session: Session, *, viewer: User, org_unit_id: int) -> dict[str, int]:
+    """Cases an org unit holds that are not closed, rejected or merged, per status, in the viewer's
+    scope (a centre's dashboard)."""
+    counts: dict[str, int] = {}
+    for status in session.scalars(select(Case.status).where(
+            _list_condition(viewer), Case.org_unit_id == org_unit_id, Case.status.not_in(FINAL_STATES))):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def worker_cases(session: Session, *, viewer: User, limit: int = 50) -> list[CaseSummary]:
+    """Open cases assigned to the viewer or located in the viewer's own division (a grid worker's
+    grid), nearest deadline first: the grid worker's phone page. Reporters masked as in lists."""
+    mine = (Case.assignee_id == viewer.id) | scope_filter(viewer, Case.division_code)
+    rows = session.scalars(select(Case).where(mine, Case.status.not_in(FINAL_STATES))
+                           .order_by(Case.deadline_at.is_(None), Case.deadline_at, Case.id.desc())
+                           .limit(limit)).all()
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    return [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False)) for c in rows]
+
+
+# --- for governance meetings and the risk register ----------------------------------------------
+
+
+def cases_arrived_at(session: Session, *, viewer: User, level: str, division_code: str, since: datetime,
+                     until: datetime | None = None, limit: int = 200) -> list[CaseSummary]:
+    """Open cases still at `level` that arrived there (reported at, escalated or delegated to it)
+    between since and until, located in the division's subtree and in the viewer's scope, oldest
+    arrival first: the agenda of a meeting at that level."""
+    from cityops.core.auth.scope import scope_prefix
+
+    if level not in LEVELS:
+        raise ValidationFailed(f"level must be one of {', '.join(LEVELS)}, not {level!r}", field="level")
+    arrived = select(CaseEvent.case_id).where(CaseEvent.action.in_(("report", "escalate", "delegate")),
+                                              CaseEvent.level == level, CaseEvent.at >= since)
+    if until is not None:
+        arrived = arrived.where(CaseEvent.at < until)
+    rows = session.scalars(select(Case).where(
+        Case.id.in_(arrived), Case.level == level, Case.status.not_in(FINAL_STATES),
+        Case.division_code.like(scope_prefix(division_code) + "%"), _list_condition(viewer))
+        .order_by(Case.created_at, Case.id).limit(limit)).all()
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    return [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False)) for c in rows]
+
+
+def cases_by_ids(session: Session, *, viewer: User, ids: Sequence[int]) -> list[CaseSummary]:
+    """The cases of these ids the viewer may see (others left out), masked like a list, by id."""
+    if not ids:
+        return []
+    rows = session.scalars(select(Case).where(Case.id.in_(set(ids)), _list_condition(viewer))
+                           .order_by(Case.id)).all()
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    return [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False)) for c in rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class CasePoint:
+    id: int
+    type_code: str
+    category: str
+    lon: float
+    lat: float
+    created_at: datetime
+    division_code: str
+
+
+def case_points(session: Session, *, since: datetime, until: datetime | None = None) -> list[CasePoint]:
+    """Where and when every case reported in a period happened, not merged (for pattern scans run
+    as the system; no personal information)."""
+    query = select(Case.id, Case.type_code, Case.category, Case.lon, Case.lat, Case.created_at,
+                   Case.division_code).where(Case.created_at >= since, Case.status != "merged")
+    if until is not None:
+        query = query.where(Case.created_at < until)
+    return [CasePoint(*row) for row in session.execute(query.order_by(Case.id))]

@@ -143,6 +143,9 @@ class EventBus:
         self.transport: Transport = transport or InProcessTransport(self)
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stop = threading.Event()
+        # True while the last drain stopped at an event a subscriber could not take.
+        self.failing = False
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -157,17 +160,27 @@ class EventBus:
         else:
             self.drain()
 
-    def start(self, *, poll_s: float = 1.0) -> None:
+    def start(self, *, poll_s: float = 1.0, max_backoff_s: float = 60.0) -> None:
         def run() -> None:
+            backoff = 0.0
             while not self._stopping:
-                self._wake.wait(poll_s)
+                if backoff:
+                    # A failing subscriber keeps its rows queued; retry later rather than reload them
+                    # on every commit.
+                    self._stop.wait(backoff)
+                else:
+                    self._wake.wait(poll_s)
                 self._wake.clear()
                 try:
                     self.drain()
+                    failing = self.failing
                 except Exception:  # the thread must outlive a database hiccup; rows stay queued
                     log.exception("draining the outbox failed")
+                    failing = True
+                backoff = min(max(backoff * 2, poll_s), max_backoff_s) if failing else 0.0
 
         self._stopping = False
+        self._stop.clear()
         self._thread = threading.Thread(target=run, name="outbox-drain", daemon=True)
         self._thread.start()
 
@@ -176,12 +189,13 @@ class EventBus:
         if self._thread is None:
             return
         self._stopping = True
+        self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
         self._thread = None
         self.drain()
 
-    def drain(self, *, limit: int = 1000) -> int:
+    def drain(self, *, limit: int = 200) -> int:
         """Publish committed, unpublished outbox rows in order; returns how many went out."""
         if not self._lock.acquire(blocking=False):
             return 0  # another thread is draining; it will pick these rows up
@@ -196,6 +210,7 @@ class EventBus:
                         .limit(limit)
                     ).all()
                     if not rows:
+                        self.failing = False
                         return sent
                     failed = False
                     for row in rows:
@@ -212,6 +227,7 @@ class EventBus:
                         sent += 1
                     # One commit per batch: what went out is marked, the failed row keeps its place.
                     session.commit()
+                    self.failing = failed
                     if failed:
                         return sent
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,10 @@ def _cell_value(value: Any, tz: ZoneInfo) -> Any:
 def workbook_bytes(sheet_title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
                    timezone: str = "Asia/Shanghai") -> bytes:
     tz = ZoneInfo(timezone)
+    # Rows often come from a generator that checks its filters on the first step: let a refusal
+    # happen before the workbook exists (a write-only sheet abandoned half-way cannot be cleaned up).
+    pending = iter(rows)
+    first = next(pending, None)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title=sheet_title[:31])
     bold = Font(bold=True)
@@ -36,7 +41,7 @@ def workbook_bytes(sheet_title: str, headers: Sequence[str], rows: Iterable[Sequ
         cell.font = bold
         header_cells.append(cell)
     ws.append(header_cells)
-    for row in rows:
+    for row in itertools.chain([] if first is None else [first], pending):
         ws.append([_cell_value(v, tz) for v in row])
     buffer = io.BytesIO()
     wb.save(buffer)

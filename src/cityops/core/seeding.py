@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import update
 
-from cityops.core.db import Database
+from cityops.core.db import Database, utcnow
+from cityops.core.events import OutboxEntry
 
 Scale = Literal["full", "small"]
 
@@ -23,6 +25,12 @@ GENERATOR_MODULES = (
     "cityops.places.demo",
     "cityops.accounts.demo",
     "cityops.cases.demo",
+    "cityops.governance.visits.demo",
+    "cityops.governance.disputes.demo",
+    "cityops.governance.centres.demo",
+    "cityops.governance.assessment.demo",
+    "cityops.governance.meetings.demo",
+    "cityops.governance.risks.demo",
 )
 
 
@@ -73,4 +81,13 @@ def seed(db: Database, *, scale: Scale = "full", seed: int = 2024, quiet: bool =
             started = time.perf_counter()
             gen.run(ctx)
             ctx.timings[gen.name] = round(time.perf_counter() - started, 3)
+    _history_is_not_news(db)
     return ctx.timings
+
+
+def _history_is_not_news(db: Database) -> None:
+    """The demo history's events stay in the outbox as published: the first server start must not
+    notify people of three years of synthetic cases or push old results to webhooks."""
+    with db.session() as session:
+        session.execute(update(OutboxEntry).where(OutboxEntry.published_at.is_(None))
+                        .values(published_at=utcnow()))

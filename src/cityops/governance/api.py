@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
-from cityops.core.deps import SessionDep
+from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.governance import service
 from cityops.governance.schemas import PoliceTransferCreate, PoliceTransferRead, TransferCategory
 from cityops.places import service as places_service
 
-router = APIRouter(prefix="/api/governance", tags=["governance"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/governance", tags=["governance"])
 
 IncidentNo = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9A-Za-z\-_.]+$")]
 PoliceSystem = Annotated[User, Depends(require_permission("police.transfer"))]

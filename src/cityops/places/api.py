@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
-from cityops.core.deps import SessionDep
+from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.places import service
 from cityops.places.schemas import (
     BulkLookupRequest,
@@ -23,7 +23,7 @@ from cityops.places.schemas import (
     SearchResult,
 )
 
-router = APIRouter(prefix="/api/places", tags=["places"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/places", tags=["places"])
 
 PlacesReader = Annotated[User, Depends(require_permission("places.read"))]
 

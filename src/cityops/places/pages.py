@@ -9,13 +9,13 @@ from fastapi.responses import HTMLResponse
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
-from cityops.core.deps import SessionDep
+from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.i18n import N_
 from cityops.core.templating import NavItem, register_nav, render
 from cityops.places import service
 from cityops.places.schemas import PlacesStats
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 register_nav(NavItem("places", N_("Places"), "/places", order=20, permission="places.read",
                      description=N_("Browse counties, townships, villages and grids with their figures.")))
 

@@ -12,10 +12,11 @@ from starlette.routing import NoMatchFound
 from cityops.core.auth.deps import CurrentUser, require_permission
 from cityops.core.auth.models import User
 from cityops.core.auth.roles import has_permission
+from cityops.core.deps import UnitOfWorkRoute
 from cityops.core.i18n import N_
 from cityops.core.templating import NavItem, register_nav, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 
 register_nav(NavItem("home", N_("Home"), "/", order=0))
 register_nav(NavItem("map", N_("Map"), "/map", order=10, permission="places.read"))

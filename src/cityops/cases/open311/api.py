@@ -14,11 +14,11 @@ from cityops.cases.open311 import formats
 from cityops.cases.open311 import service as open311
 from cityops.core.auth.sessions import CredentialsRejected, user_for_token
 from cityops.core.db import utcnow
-from cityops.core.deps import SessionDep
+from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError, Forbidden, NotFound, ValidationFailed
 from cityops.places import service as places_service
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"])
+router = APIRouter(route_class=UnitOfWorkRoute, prefix="/open311/v2", tags=["open311"])
 JURISDICTION = "410600"  # the city's division code
 # The spec knows 400, 403 and 404; everything a client got wrong is a 400.
 SPEC_STATUS = {401: 403, 403: 403, 404: 404}

@@ -6,7 +6,7 @@ change it, load it again with `session.get(User, user.id)`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,27 +16,27 @@ from cityops.core.auth.roles import PERMISSIONS, has_permission
 from cityops.core.errors import Forbidden, Unauthorized
 
 
-def optional_user(request: Request) -> User | None:
+async def optional_user(request: Request) -> User | None:
     user: User | None = getattr(request.state, "user", None)
     return user
 
 
-def current_user(request: Request) -> User:
+async def current_user(request: Request) -> User:
     """The signed-in user; 401 with the reason otherwise (a page redirects to /login)."""
-    user = optional_user(request)
+    user: User | None = getattr(request.state, "user", None)
     if user is None:
         raise Unauthorized(getattr(request.state, "auth_error", None) or "not signed in")
     return user
 
 
-def require_permission(permission: str) -> Callable[[Request], User]:
+def require_permission(permission: str) -> Callable[[Request], Awaitable[User]]:
     """A dependency returning the signed-in user when their role holds `permission`, else 403:
     `user: Annotated[User, Depends(require_permission("users.manage"))]`."""
     if permission not in PERMISSIONS:
         raise ValueError(f"unknown permission {permission!r}")
 
-    def dependency(request: Request) -> User:
-        user = current_user(request)
+    async def dependency(request: Request) -> User:
+        user = await current_user(request)
         if not has_permission(user, permission):
             raise Forbidden(f"your role may not do this (needs permission {permission!r})")
         return user

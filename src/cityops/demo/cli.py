@@ -1,0 +1,43 @@
+"""`cityops demo`: the live simulator that keeps the demo city busy."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import typer
+
+from cityops.config import get_settings
+
+app = typer.Typer(help="The live demo: new cases arriving while you look.", no_args_is_help=True)
+
+
+@app.command("simulate")
+def simulate(
+    rate: float = typer.Option(0.2, "--rate", min=0.001, max=1000, help="Events per second."),
+    duration: float | None = typer.Option(
+        None, "--duration", min=0, help="Seconds to run; default until Ctrl-C or SIGTERM."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed, for a repeatable run."),
+) -> None:
+    """Add citizen reports, grid workers' visits with issues and problems reported on the spot at a
+    steady rate, through the same services as real input (labelled synthetic). Each makes one case."""
+    from cityops.core.db import Database
+    from cityops.demo.simulator import Simulator
+
+    db = Database(get_settings().database_url)
+    sim = Simulator(db, rate=rate, duration=duration, seed=seed)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        sim.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    typer.echo(
+        f"simulating {rate:g} events/s"
+        + (f" for {duration:g} s" if duration is not None else " until stopped")
+    )
+    report = sim.run()
+    db.dispose()
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.by_kind.items())) or "none"
+    typer.echo(f"simulated {report.events} events ({kinds}); {report.failures} failed")

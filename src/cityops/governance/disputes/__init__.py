@@ -1,0 +1,1 @@
+"""Disputes (矛盾纠纷): parties, mediation sessions, agreement or referral, and where they were resolved."""

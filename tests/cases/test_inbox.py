@@ -1,0 +1,60 @@
+"""The inbox: the user's unit, the cases assigned to them, open or all, overdue, deadline order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from cityops.cases.models import Case
+from cityops.core.db import Database, utcnow
+from tests.accounts.helpers import login
+from tests.cases.helpers import act, report, scope_of
+
+
+def numbers(client: TestClient, **params: str) -> list[str]:
+    response = client.get("/api/cases", params=params)
+    assert response.status_code == 200, response.text
+    return [c["number"] for c in response.json()["items"]]
+
+
+def test_boxes_open_only_overdue_and_deadline_order(client: TestClient, db: Database) -> None:
+    login(client, "village1.operator")
+    village = scope_of(db, "village1.operator")
+    first = report(client, db, village, title="收件箱甲")
+    second = report(client, db, village, title="收件箱乙")
+    third = report(client, db, village, title="收件箱丙")
+    started = act(client, act(client, first, "accept"), "start")  # the operator takes it on
+    assert numbers(client, box="mine") == [first["number"]]
+    assert set(numbers(client, box="unit")) >= {first["number"], second["number"], third["number"]}
+    rejected = client.post(f"/api/cases/{third['id']}/actions/reject",
+                           json={"version": third["version"], "reason": "不属于受理范围"})
+    assert rejected.status_code == 200, rejected.text
+    assert third["number"] in numbers(client, box="unit")
+    assert third["number"] not in numbers(client, box="unit", open_only="true")
+    # The second case's deadline passed; the first's is the soonest of the rest.
+    with db.session() as session:
+        session.execute(update(Case).where(Case.id == second["id"])
+                        .values(deadline_at=utcnow() - timedelta(hours=1)))
+        session.execute(update(Case).where(Case.id == started["id"])
+                        .values(deadline_at=utcnow() + timedelta(hours=1)))
+    assert numbers(client, box="unit", overdue="true") == [second["number"]]
+    ordered = numbers(client, box="unit", open_only="true", sort="deadline")
+    assert ordered[:2] == [second["number"], first["number"]]
+    bad = client.get("/api/cases", params={"box": "everyone"})
+    assert bad.status_code == 422 and "box" in bad.text
+
+
+def test_the_inbox_page_shows_countdowns_in_chinese(client: TestClient, db: Database) -> None:
+    login(client, "village1.operator")
+    case = report(client, db, scope_of(db, "village1.operator"), title="倒计时案件")
+    page = client.get("/cases")
+    assert page.status_code == 200 and case["number"] in page.text
+    assert "本单位案件" in page.text and "个工作小时" in page.text
+    with db.session() as session:
+        session.execute(update(Case).where(Case.id == case["id"])
+                        .values(deadline_at=utcnow() - timedelta(days=3)))
+    overdue = client.get("/cases", params={"overdue": "1"})
+    assert case["number"] in overdue.text and "已超期" in overdue.text
+    assert client.get("/cases", params={"sort": "sideways"}).status_code == 422
