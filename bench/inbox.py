@@ -28,6 +28,7 @@ from rich.progress import Progress
 from sqlalchemy import func, insert, select
 
 from cityops.accounts.demo import DEMO_PASSWORD
+from cityops.cases import search
 from cityops.cases.models import Case
 from cityops.core.auth.models import OrgUnit
 from cityops.core.db import Database
@@ -69,10 +70,12 @@ def fill(url: str, target: int) -> None:
                 code, village, lon, lat = rng.choice(grids)
                 created = now - timedelta(seconds=rng.randrange(3 * 365 * 86400))
                 is_open = rng.random() < OPEN_SHARE
+                number = f"BENCH-{have + i:08d}"
+                title = rng.choice(("路边垃圾堆积", "占道经营", "路面坑洼", "路灯不亮", "下水道堵塞"))
                 rows.append({
-                    "number": f"BENCH-{have + i:08d}", "type_code": "urban", "category": "garbage",
-                    "title": rng.choice(("路边垃圾堆积", "占道经营", "路面坑洼", "路灯不亮", "下水道堵塞")),
+                    "number": number, "type_code": "urban", "category": "garbage", "title": title,
                     "description": "基准测试数据（合成）", "level": "village",
+                    "search_text": search.search_text(number, title, "基准测试数据（合成）"),
                     "status": rng.choice(OPEN_STATES) if is_open else "closed",
                     "division_code": code, "grid_code": code, "village_code": village,
                     "lon": lon, "lat": lat, "org_unit_id": centres.get(f"centre-{village}"),

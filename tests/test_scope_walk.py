@@ -70,6 +70,8 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
     attachment = client.post(f"/api/cases/{case.json()['id']}/attachments",
                              files={"file": ("walk.png", b"\x89PNG\r\n\x1a\n walk", "image/png")})
     assert attachment.status_code == 201, attachment.text
+    export = client.post("/api/exports", json={"kind": "cases", "params": {}})
+    assert export.status_code == 202, export.text
     with db.session() as session:
         owner = session.scalar(select(User.id).where(User.username == "village2.operator"))
         assert owner is not None
@@ -111,6 +113,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
                 "fmt": "json", "service_code": "urban-garbage", "service_request_id": number, "token": number,
                 "incident_no": FOREIGN_INCIDENT, "attachment_id": attachment.json()["id"],
                 "notification_id": notification_id,
+                "job_id": export.json()["id"],
                 **governance_items, **field_work}
 
 

@@ -9,9 +9,11 @@ MODEL_MODULES = (
     "cityops.core.auth.models",
     "cityops.places.models",
     "cityops.cases.models",
+    "cityops.cases.search",  # the full-text index created with the cases table
     "cityops.core.webhooks",
     "cityops.core.scheduler",
     "cityops.core.notifications",
+    "cityops.core.exports",
     "cityops.governance.models",
     "cityops.governance.disputes.models",
     "cityops.governance.centres.models",

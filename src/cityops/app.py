@@ -82,11 +82,16 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
     """The background jobs of every package, run by one thread per process (claims in the database
     keep processes from running the same job twice)."""
     from cityops.cases import service as cases_service
-    from cityops.core import scheduler, webhooks
+    from cityops.core import exports, scheduler, webhooks
     from cityops.governance.risks import service as risks_service
 
-    jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(app.state.settings)),
-            risks_service.risks_scan_job()]
+    settings: Settings = app.state.settings
+    export_files = Path(settings.attachments_dir) / "exports"
+    jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(settings)),
+            risks_service.risks_scan_job(),
+            # Expired exports also go when a new one starts; this catches a quiet server.
+            scheduler.Job("exports.purge_expired", 3600,
+                          lambda db, now: exports.purge_expired(db, export_files, now=now))]
     runner = scheduler.SchedulerThread(app.state.db, jobs)
     runner.start()
     return runner
@@ -155,6 +160,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     from cityops.web import pages as web_pages
 
     app.include_router(web_pages.router)
+    from cityops.web import exports_api
+
+    app.include_router(exports_api.router)
 
     from cityops.places import api as places_api
     from cityops.places import pages as places_pages
@@ -172,12 +180,14 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(notifications_pages.router)
 
     from cityops.cases import api as cases_api
+    from cityops.cases import dispatch_pages as cases_dispatch
     from cityops.cases import pages as cases_pages
     from cityops.cases import people_routes as cases_people
     from cityops.cases.open311 import api as open311_api
 
     cases_people.install(app)  # first: /api/cases/similar before /api/cases/{case_id}
     app.include_router(cases_api.router)
+    app.include_router(cases_dispatch.router)  # before the case pages: /cases/dispatch, not /cases/{case_id}
     app.include_router(cases_pages.router)
     app.include_router(open311_api.router)
 

@@ -20,7 +20,8 @@ def assert_migrations_round_trip(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            context = MigrationContext.configure(conn, opts={"include_name": migrate.include_name})
+            diff = compare_metadata(context, Base.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
         assert set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
         migrate.downgrade(url, "base")

@@ -37,6 +37,8 @@ class Case(Base):
     category: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    # Number, title and description as search tokens (cases/search.py), indexed by the database.
+    search_text: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), index=True)
     level: Mapped[str] = mapped_column(String(10))
     # The grid code of the location (or the village's when no grid matched), so the division scope

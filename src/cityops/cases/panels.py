@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cityops.cases import attachments, duplicates, feedback, watchers
+from cityops.cases import attachments, duplicates, feedback, neighbours, watchers
 from cityops.cases.schemas import CaseRead
 from cityops.cases.workflow import FINAL_STATES
 from cityops.core.auth.models import User
@@ -39,4 +39,8 @@ def context(session: Session, *, viewer: User, case: CaseRead) -> dict[str, Any]
         "similar": duplicates.similar_to_case(session, viewer=viewer, case_id=case.id)
         if case.status not in FINAL_STATES
         else [],
+        # Cases near a boundary of their grid or village: the units across it, to re-route a case.
+        "neighbours": neighbours.for_case(session, viewer=viewer, case=case)
+        if case.status not in FINAL_STATES and neighbours.may_see(viewer)
+        else None,
     }

@@ -13,11 +13,12 @@ from fastapi import APIRouter, FastAPI, File, Form, Path, Query, Request, Upload
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from cityops.cases import attachments, duplicates, feedback, notify, service, watchers
+from cityops.cases import attachments, duplicates, feedback, neighbours, notify, service, watchers
 from cityops.cases.attachments import AttachmentRead
 from cityops.cases.duplicates import SimilarCase
 from cityops.cases.feedback import FeedbackCreate, FeedbackRead
 from cityops.cases.models import CaseAttachment
+from cityops.cases.neighbours import NeighboursRead
 from cityops.cases.pages import _case_page
 from cityops.cases.schemas import MAX_ID, ActionRequest
 from cityops.core import files
@@ -258,6 +259,28 @@ def merge_form(
         session.rollback()
         return _case_page(request, session, user, case_id, error=exc.message, status_code=exc.status)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+# --- neighbours across a boundary ---------------------------------------------------------------
+
+
+@router.get(
+    "/api/cases/{case_id}/neighbours",
+    response_model=NeighboursRead,
+    responses={**ERRORS, 403: {"description": "Only staff who dispatch or handle cases"}},
+    tags=["cases"],
+)
+def case_neighbours(
+    case_id: CaseId,
+    session: SessionDep,
+    user: CurrentUser,
+    within_m: Annotated[float, Query(gt=0, le=5000, allow_inf_nan=False)] = neighbours.BOUNDARY_M,
+) -> NeighboursRead:
+    """When the case lies within `within_m` metres (default 300) of its grid's or village's boundary:
+    the other villages and the other grids of its village within that distance, nearest first, with
+    their governance centre and whether you may re-route the case there (the "reroute" action).
+    Distances are true metres from the case's point."""
+    return neighbours.of_case(session, viewer=user, case_id=case_id, within_m=within_m)
 
 
 # --- watching -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from cityops.cases.models import Case, CaseCounter, CaseEvent
@@ -43,10 +43,11 @@ SORTS = ("newest", "oldest", "deadline")
 
 
 def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), type_code: str | None = None,
-               level: str | None = None, q: str | None = None, assignee_id: int | None = None,
-               org_unit_id: int | None = None, open_only: bool = False,
+               level: str | None = None, text: ColumnElement[bool] | None = None,
+               assignee_id: int | None = None, org_unit_id: int | None = None, open_only: bool = False,
                overdue_at: datetime | None = None) -> Select[Any]:
-    """Cases matching the filters. `overdue_at`: only running cases whose deadline passed by then."""
+    """Cases matching the filters. `text`: a full-text condition (cases/search.py); `overdue_at`: only
+    running cases whose deadline passed by then."""
     query = select(Case).where(condition)
     if status:
         query = query.where(Case.status.in_(status))
@@ -63,11 +64,8 @@ def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), ty
     if overdue_at is not None:
         query = query.where(Case.status.in_(RUNNING_STATES), Case.paused_at.is_(None),
                             Case.deadline_at < overdue_at)
-    if q:
-        pattern = f"%{escape_like(q)}%"
-        query = query.where(or_(Case.title.like(pattern, escape="\\"),
-                                Case.description.like(pattern, escape="\\"),
-                                Case.number.like(pattern, escape="\\")))
+    if text is not None:
+        query = query.where(text)
     return query
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from cityops.cases import figures, routing, sla
+from cityops.cases import figures, routing, search, sla
 from cityops.cases import repository as repo
 from cityops.cases import types as case_types
 from cityops.cases.models import Case, CaseEvent
@@ -197,8 +197,9 @@ def _check_filters(status: Sequence[str], type_code: str | None, level: str | No
         case_types.registry().get(type_code)
 
 
-def _filtered(viewer: User, *, status: Sequence[str], type_code: str | None, level: str | None,
-              q: str | None, box: str, open_only: bool, overdue: bool, sort: str) -> Select[Any]:
+def _filtered(session: Session, viewer: User, *, status: Sequence[str], type_code: str | None,
+              level: str | None, q: str | None, box: str, open_only: bool, overdue: bool,
+              sort: str) -> Select[Any]:
     _check_filters(status, type_code, level)
     if box not in BOXES:
         raise ValidationFailed(f"box must be one of {', '.join(BOXES)}, not {box!r}", field="box")
@@ -206,8 +207,9 @@ def _filtered(viewer: User, *, status: Sequence[str], type_code: str | None, lev
         raise ValidationFailed(f"sort must be one of {', '.join(repo.SORTS)}, not {sort!r}", field="sort")
     if box == "unit" and viewer.org_unit_id is None:
         raise ValidationFailed("your account belongs to no org unit", field="box")
+    q = (q or "").strip()
     return repo.list_query(condition=_list_condition(viewer), status=status, type_code=type_code,
-                           level=level, q=(q or "").strip() or None, open_only=open_only,
+                           level=level, text=search.matches(session, q) if q else None, open_only=open_only,
                            assignee_id=viewer.id if box == "mine" else None,
                            org_unit_id=viewer.org_unit_id if box == "unit" else None,
                            overdue_at=utcnow() if overdue else None)
@@ -222,7 +224,7 @@ def list_cases(session: Session, *, viewer: User, status: Sequence[str] = (), ty
     `box` narrows to the viewer's org unit ("unit") or to the cases assigned to them ("mine");
     `open_only` drops closed, rejected and merged cases; `overdue` keeps running cases past their
     deadline; `sort` is newest, oldest or deadline (soonest first)."""
-    query = _filtered(viewer, status=status, type_code=type_code, level=level, q=q, box=box,
+    query = _filtered(session, viewer, status=status, type_code=type_code, level=level, q=q, box=box,
                       open_only=open_only, overdue=overdue, sort=sort)
     rows, total = repo.page(session, query, limit=limit, offset=offset, sort=sort)
     units = repo.org_units(session, (c.org_unit_id for c in rows))
@@ -239,7 +241,7 @@ def export_rows(session: Session, *, viewer: User, status: Sequence[str] = (), t
                 level: str | None = None, q: str | None = None, box: str = "scope", open_only: bool = False,
                 overdue: bool = False, sort: str = "newest") -> Iterator[list[Any]]:
     """Every case of the filtered list (masked like the list), for the Excel export."""
-    query = _filtered(viewer, status=status, type_code=type_code, level=level, q=q, box=box,
+    query = _filtered(session, viewer, status=status, type_code=type_code, level=level, q=q, box=box,
                       open_only=open_only, overdue=overdue, sort=sort)
     rows, _total = repo.page(session, query, limit=MAX_EXPORT_ROWS, offset=0, sort=sort)
     units = repo.org_units(session, (c.org_unit_id for c in rows))
@@ -291,6 +293,7 @@ def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, report
     case = Case(
         number=number, type_code=case_type.code, category=data.category, title=data.title.strip(),
         description=data.description, status="reported", level=case_type.level,
+        search_text=search.search_text(number, data.title, data.description),
         division_code=where.division_code, grid_code=where.grid_code, village_code=where.village_code,
         lon=where.lon, lat=where.lat, org_unit_id=chosen.org_unit_id,
         reporter_name=data.reporter_name or (reporter.display_name if own and reporter else None),
@@ -695,3 +698,123 @@ def case_points(session: Session, *, since: datetime, until: datetime | None = N
     if until is not None:
         query = query.where(Case.created_at < until)
     return [CasePoint(*row) for row in session.execute(query.order_by(Case.id))]
+
+
+# --- the dispatch console (cases/dispatch_pages.py) ---------------------------------------------
+
+# States in which a case waits for a centre's dispatcher; an accepted case waits until dispatched.
+DISPATCH_STATES = ("reported", "returned", "escalated", "delegated", "reopened", "accepted")
+# The moves the console offers inline; the others (merge, start ...) stay on the case page.
+CONSOLE_ACTIONS = ("accept", "dispatch", "reject", "escalate", "delegate", "reroute")
+# What the division code of a dispatcher's scope says about the level they dispatch at.
+_SCOPE_LEVEL = {"province": "city", "city": "city", "county": "county", "township": "township",
+                "village": "village", "grid": "village"}
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedCase:
+    case: CaseSummary
+    lon: float
+    lat: float
+    due: str  # "overdue", "today" (deadline before local midnight) or "later"
+    actions: list[str]  # console moves the viewer may make in the case's state and level
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchQueue:
+    items: list[QueuedCase]
+    total: int
+    counts: dict[str, int]  # per state, over the whole queue
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchTarget:
+    id: int
+    code: str
+    name: str
+    kind: str  # "centre" or "department"
+
+
+def _waiting_for(viewer: User) -> ColumnElement[bool]:
+    """Cases waiting for the viewer's centre: held by the viewer's unit, or at the viewer's level in
+    the viewer's scope and held by no centre (a category department has no dispatcher of its own)."""
+    # Imported here: this section is appended to the module and leaves its import block alone.
+    from sqlalchemy import false
+
+    from cityops.core.auth.scope import division_level
+
+    try:
+        level = _SCOPE_LEVEL[division_level(viewer.scope_code or "")]
+    except ValueError:
+        level = None
+    held_by_centre = Case.org_unit_id.in_(select(OrgUnit.id).where(OrgUnit.kind == "centre"))
+    mine = Case.org_unit_id == viewer.org_unit_id if viewer.org_unit_id is not None else false()
+    unclaimed = (Case.level == level) & (Case.org_unit_id.is_(None) | ~held_by_centre) \
+        if level is not None else false()
+    return _list_condition(viewer) & Case.status.in_(DISPATCH_STATES) & (mine | unclaimed)
+
+
+def _due(case: Case, overdue: bool, now: datetime) -> str:
+    if overdue:
+        return "overdue"
+    if case.deadline_at is not None and case.status in sla.RUNNING_STATES \
+            and case.deadline_at.astimezone(LOCAL_TZ).date() <= now.astimezone(LOCAL_TZ).date():
+        return "today"
+    return "later"
+
+
+def _console_actions(case: Case, viewer: User) -> list[str]:
+    workflow = _workflow_of(case)
+    return [a for a in CONSOLE_ACTIONS if (t := workflow.get((case.status, a))) is not None
+            and has_permission(viewer, t.permission) and case.level in t.levels]
+
+
+def dispatch_queue(session: Session, *, viewer: User, limit: int = 100) -> DispatchQueue:
+    """The dispatcher's queue: cases in the viewer's scope waiting for their centre (reported,
+    returned, escalated, delegated, reopened, or accepted and not yet dispatched), oldest first, with
+    the console moves each allows. Reporters masked as in lists; 403 without cases.dispatch."""
+    if not has_permission(viewer, "cases.dispatch"):
+        raise Forbidden("your role may not dispatch cases (needs permission 'cases.dispatch')")
+    from sqlalchemy import func
+
+    condition = _waiting_for(viewer)
+    counts = {str(s): int(n) for s, n in session.execute(
+        select(Case.status, func.count()).where(condition).group_by(Case.status))}
+    rows = session.scalars(select(Case).where(condition).order_by(Case.created_at, Case.id)
+                           .limit(limit)).all()
+    units = repo.org_units(session, (c.org_unit_id for c in rows))
+    now = utcnow()
+    items = []
+    for c in rows:
+        summary = CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
+        items.append(QueuedCase(case=summary, lon=c.lon, lat=c.lat, due=_due(c, summary.overdue, now),
+                                actions=_console_actions(c, viewer)))
+    return DispatchQueue(items=items, total=sum(counts.values()),
+                         counts={s: counts[s] for s in DISPATCH_STATES if counts.get(s)})
+
+
+def dispatch_targets(session: Session, *, viewer: User, case: CaseSummary) -> list[DispatchTarget]:
+    """The units a case may be dispatched or re-routed to: the governance centres in the viewer's
+    scope inside the case's division at its level (its own centre and those one level below it), then
+    the city departments (the public directory). Other centres stay out of sight, as in the org-unit list;
+    the case page's boundary panel offers the neighbouring centres across a boundary."""
+    from cityops.core.auth.scope import scope_prefix
+
+    area = routing.division_at(case.village_code, case.level)
+    levels = [lv for lv in (case.level, level_below(case.level)) if lv is not None]
+    centres = select(OrgUnit).where(
+        OrgUnit.kind == "centre", OrgUnit.level.in_(levels),
+        OrgUnit.division_code.like(scope_prefix(area) + "%"),
+        scope_filter(viewer, OrgUnit.division_code, OrgUnit.id)).order_by(OrgUnit.division_code)
+    departments = select(OrgUnit).where(OrgUnit.kind == "department").order_by(OrgUnit.code)
+    return [DispatchTarget(id=u.id, code=u.code, name=u.name, kind=u.kind)
+            for query in (centres, departments) for u in session.scalars(query)]
+
+
+def count_export(session: Session, *, viewer: User, status: Sequence[str] = (), type_code: str | None = None,
+                 level: str | None = None, q: str | None = None, box: str = "scope", open_only: bool = False,
+                 overdue: bool = False, sort: str = "newest") -> int:
+    """How many rows export_rows gives for these filters; checks them first (ValidationFailed)."""
+    query = _filtered(session, viewer, status=status, type_code=type_code, level=level, q=q, box=box,
+                      open_only=open_only, overdue=overdue, sort=sort)
+    return min(repo.page(session, query, limit=1, offset=0, sort=sort)[1], MAX_EXPORT_ROWS)

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from cityops.core.db import ensure_sqlite_dir
+from cityops.core.db import Base, ensure_sqlite_dir
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -17,6 +17,12 @@ def alembic_config(database_url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Leave out of autogenerate and model comparisons what packages manage by hand (e.g. full-text
+    indexes), registered in Base.metadata.info["unmanaged"]."""
+    return name not in Base.metadata.info.get("unmanaged", ())
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:

@@ -630,3 +630,94 @@ def cache_for(state: Any) -> PlacesCache:
         cache = PlacesCache(state.db)
         state.places_cache = cache
     return cache
+
+
+# --- neighbours across a boundary ---------------------------------------------------------------
+
+MAX_NEIGHBOUR_M = 5_000.0
+# Only to size the search box; distances are measured in the local projection below.
+_METRES_PER_DEGREE_LAT = 110_574.0
+_METRES_PER_DEGREE_LON_EQUATOR = 111_320.0
+
+
+@dataclass(frozen=True)
+class NearbyUnit:
+    level: str  # "village" or "grid"
+    code: str
+    name: str
+    village_code: str  # the village itself, or the village of the grid
+    distance_m: float
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    grid_code: str | None  # the grid and village holding the point (None outside them)
+    village_code: str | None
+    boundary_m: float | None  # from the point to the nearest edge of its grid or village
+    units: list[NearbyUnit]  # other villages and grids within the distance, nearest first
+
+
+def _local_metres(lon: float, lat: float) -> Callable[[Any], Any]:
+    """Geometry -> the same geometry in metres on an azimuthal equidistant projection centred on the
+    point (pyproj): distances from the point are true geodesic distances on the WGS84 ellipsoid."""
+    from pyproj import Transformer
+
+    transformer = Transformer.from_crs(
+        "EPSG:4326", f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m", always_xy=True
+    )
+
+    def project(coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return lambda shape: shapely.transform(shape, project)
+
+
+def neighbours_near(session: Session, *, lon: float, lat: float, within_m: float) -> Neighbours:
+    """The villages and grids other than the point's own whose boundary lies within `within_m` metres
+    of a WGS84 point, when the point is that close to the boundary of its grid or village (none
+    otherwise). Distances in metres, measured on a local azimuthal equidistant projection centred on
+    the point (true distances from it)."""
+    x, y = validate_coordinates(lon, lat)
+    lon, lat = float(x), float(y)
+    if not 0 < within_m <= MAX_NEIGHBOUR_M:
+        raise ValidationFailed(f"within_m must be above 0 and at most {MAX_NEIGHBOUR_M:g}", field="within_m")
+    # A search box a little wider than the distance, so no candidate is missed near its corners.
+    dlat = within_m * 1.2 / _METRES_PER_DEGREE_LAT
+    dlon = within_m * 1.2 / (_METRES_PER_DEGREE_LON_EQUATOR * max(math.cos(math.radians(lat)), 0.01))
+    bbox = (lon - dlon, lat - dlat, lon + dlon, lat + dlat)
+    project = _local_metres(lon, lat)
+    origin = shapely.Point(0.0, 0.0)
+    found: dict[str, list[tuple[str, str, str, Any]]] = {
+        "grid": [
+            (r.code, r.name, r.village_code, project(shapely.from_wkb(r.geometry)))
+            for r in repo.grid_shapes(session, bbox=bbox)
+        ],
+        "village": [
+            (r.code, r.name, r.code, project(shapely.from_wkb(r.geometry)))
+            for r in repo.division_shapes(session, level="village", bbox=bbox)
+        ],
+    }
+    # The point's own units: the lowest code covering it, as the point lookup answers on a shared edge.
+    own_grid = next((g for g in found["grid"] if g[3].covers(origin)), None)
+    own_village_code = own_grid[2] if own_grid else None
+    own_village = next((v for v in found["village"] if v[0] == own_village_code), None) or next(
+        (v for v in found["village"] if v[3].covers(origin)), None
+    )
+    edges = [float(shapely.distance(origin, u[3].boundary)) for u in (own_grid, own_village) if u]
+    boundary_m = min(edges) if edges else None
+    units: list[NearbyUnit] = []
+    if boundary_m is None or boundary_m <= within_m:
+        own = {own_grid[0] if own_grid else None, own_village[0] if own_village else None}
+        for level, rows in found.items():
+            for code, name, village_code, shape in rows:
+                distance = float(shapely.distance(origin, shape))
+                if code not in own and distance <= within_m:
+                    units.append(NearbyUnit(level, code, name, village_code, round(distance, 1)))
+    units.sort(key=lambda u: (u.distance_m, u.level, u.code))
+    return Neighbours(
+        grid_code=own_grid[0] if own_grid else None,
+        village_code=own_village[0] if own_village else None,
+        boundary_m=None if boundary_m is None else round(boundary_m, 1),
+        units=units,
+    )
