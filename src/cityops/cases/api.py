@@ -39,6 +39,8 @@ def report(body: CaseCreate, request: Request, session: SessionDep, user: Report
     """Report a case: routed from its location to the grid's village centre or the owning department."""
     index = places_service.cache_for(request.app.state).index(session)
     case = service.report_case(session, data=body, index=index, reporter=user)
+    # Commit before building the answer: other writers wait from the first write to the commit.
+    session.commit()
     return service.to_read(session, case, viewer=user)
 
 

@@ -286,14 +286,12 @@ def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, report
                            village_code=where.village_code, level=case_type.level)
     now = now or utcnow()
     deadline = sla.deadline_for(case_type.sla, case_type.level, now)
-    number = repo.next_number(session, prefix=registry.number_prefix, year=now.astimezone(LOCAL_TZ).year)
     # A signed-in citizen is the reporter; staff report on someone's behalf with the name given.
     own = reporter is not None and not has_permission(reporter, "cases.dispatch") \
         and not has_permission(reporter, "cases.handle")
     case = Case(
-        number=number, type_code=case_type.code, category=data.category, title=data.title.strip(),
+        type_code=case_type.code, category=data.category, title=data.title.strip(),
         description=data.description, status="reported", level=case_type.level,
-        search_text=search.search_text(number, data.title, data.description),
         division_code=where.division_code, grid_code=where.grid_code, village_code=where.village_code,
         lon=where.lon, lat=where.lat, org_unit_id=chosen.org_unit_id,
         reporter_name=data.reporter_name or (reporter.display_name if own and reporter else None),
@@ -301,6 +299,11 @@ def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, report
         reporter_user_id=reporter.id if own and reporter else None, source=data.source,
         public=case_type.public, fields=fields, created_at=now, updated_at=now, deadline_at=deadline,
     )
+    # The number is the transaction's first write: from here to the commit other writers wait, so
+    # everything that only reads (routing, deadline) is done above.
+    year = now.astimezone(LOCAL_TZ).year
+    case.number = repo.next_number(session, prefix=registry.number_prefix, year=year)
+    case.search_text = search.search_text(case.number, case.title, case.description)
     session.add(case)
     session.flush()
     _record(session, case, action="report", actor=reporter, from_status=None,

@@ -18,7 +18,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -98,6 +98,9 @@ Handler = Callable[[Session, Envelope], None]
 class Transport(Protocol):
     def publish(self, envelope: Envelope) -> None: ...
 
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish every envelope, or raise (the drain then retries them one at a time)."""
+
 
 class InProcessTransport:
     """Delivers each envelope to the subscribers registered on the bus, in this process."""
@@ -108,6 +111,28 @@ class InProcessTransport:
     def publish(self, envelope: Envelope) -> None:
         for name, handler in self.bus.subscribers.get(envelope.topic, []):
             deliver_once(self.bus.db, name, handler, envelope)
+
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> None:
+        by_topic: dict[str, list[Envelope]] = defaultdict(list)
+        for envelope in envelopes:
+            by_topic[envelope.topic].append(envelope)
+        for topic, batch in by_topic.items():
+            for name, handler in self.bus.subscribers.get(topic, []):
+                deliver_all_once(self.bus.db, name, handler, batch)
+
+
+def deliver_all_once(db: Database, subscriber: str, handler: Handler, envelopes: Sequence[Envelope]) -> None:
+    """Run handler for each envelope the subscriber has not processed, all in one transaction (one
+    write instead of one per event); any failure rolls the whole batch back and raises."""
+    with db.sessions() as session:
+        ids = [e.event_id for e in envelopes]
+        seen = set(session.scalars(select(ProcessedEvent.event_id).where(
+            ProcessedEvent.subscriber == subscriber, ProcessedEvent.event_id.in_(ids))))
+        todo = [e for e in envelopes if e.event_id not in seen]
+        for envelope in todo:
+            handler(session, envelope)
+        session.add_all(ProcessedEvent(subscriber=subscriber, event_id=e.event_id) for e in todo)
+        session.commit()
 
 
 def deliver_once(db: Database, subscriber: str, handler: Handler, envelope: Envelope) -> bool:
@@ -213,9 +238,19 @@ class EventBus:
                         self.failing = False
                         return sent
                     failed = False
-                    for row in rows:
+                    envelopes = [Envelope(r.event_id, r.topic, r.payload, r.created_at) for r in rows]
+                    try:
+                        self.transport.publish_batch(envelopes)
+                        published = len(rows)
+                    except Exception:  # find the event that fails, delivering one at a time
+                        published = 0
+                    now = utcnow()
+                    for row in rows[:published]:
                         row.attempts += 1
-                        envelope = Envelope(row.event_id, row.topic, row.payload, row.created_at)
+                        row.published_at = now
+                    sent += published
+                    for row, envelope in zip(rows[published:], envelopes[published:], strict=True):
+                        row.attempts += 1
                         try:
                             self.transport.publish(envelope)
                         except Exception as exc:  # keep the row for a retry, never lose it
