@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from cityops.cases.models import Case
+from cityops.cases import repository
+from cityops.cases.models import OPEN_CONDITION, Case
+from cityops.cases.workflow import FINAL_STATES
 from cityops.core.db import Database, utcnow
 from tests.accounts.helpers import login
 from tests.cases.helpers import act, report, scope_of
@@ -58,3 +62,20 @@ def test_the_inbox_page_shows_countdowns_in_chinese(client: TestClient, db: Data
     overdue = client.get("/cases", params={"overdue": "1"})
     assert case["number"] in overdue.text and "已超期" in overdue.text
     assert client.get("/cases", params={"sort": "sideways"}).status_code == 422
+
+
+def test_long_lists_count_up_to_a_cap(client: TestClient, db: Database,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A city-wide list does not count a million rows for its header: past the cap it says 'N+'."""
+    monkeypatch.setattr(repository, "COUNT_CAP", 2)
+    login(client, "village1.operator")
+    for title in ("计数甲", "计数乙", "计数丙"):
+        report(client, db, scope_of(db, "village1.operator"), title=title)
+    body = client.get("/api/cases", params={"box": "scope"}).json()
+    assert body["total"] == 3 and body["total_is_lower_bound"]
+    assert len(body["items"]) > 2  # the page itself is not capped
+    assert "2+" in client.get("/cases", params={"box": "scope", "open": "0"}).text
+
+
+def test_the_open_condition_of_the_deadline_index_matches_the_workflow() -> None:
+    assert set(re.findall(r"'(\w+)'", OPEN_CONDITION)) == set(FINAL_STATES)

@@ -7,14 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
-from cityops.cases.models import Case, CaseCounter, CaseEvent
+from cityops.cases.models import OPEN_CONDITION, Case, CaseCounter, CaseEvent
 from cityops.cases.sla import RUNNING_STATES
-from cityops.cases.workflow import FINAL_STATES, STATES
 from cityops.core.auth.models import OrgUnit
-
-OPEN_STATES = tuple(s for s in STATES if s not in FINAL_STATES)
 
 
 def next_number(session: Session, *, prefix: str, year: int) -> str:
@@ -40,6 +38,7 @@ def escape_like(text: str) -> str:
 
 
 SORTS = ("newest", "oldest", "deadline")
+COUNT_CAP = 10_000
 
 
 def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), type_code: str | None = None,
@@ -52,7 +51,7 @@ def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), ty
     if status:
         query = query.where(Case.status.in_(status))
     elif open_only:
-        query = query.where(Case.status.in_(OPEN_STATES))
+        query = query.where(sql(OPEN_CONDITION))
     if type_code:
         query = query.where(Case.type_code == type_code)
     if level:
@@ -62,22 +61,42 @@ def list_query(*, condition: ColumnElement[bool], status: Sequence[str] = (), ty
     if org_unit_id is not None:
         query = query.where(Case.org_unit_id == org_unit_id)
     if overdue_at is not None:
-        query = query.where(Case.status.in_(RUNNING_STATES), Case.paused_at.is_(None),
+        query = query.where(sql(OPEN_CONDITION), Case.status.in_(RUNNING_STATES), Case.paused_at.is_(None),
                             Case.deadline_at < overdue_at)
     if text is not None:
         query = query.where(text)
     return query
 
 
+def count(session: Session, query: Select[Any], *, cap: int | None = None) -> int:
+    counted = query.order_by(None)
+    if cap is not None:
+        counted = counted.limit(cap)
+    return session.scalar(select(func.count()).select_from(counted.subquery())) or 0
+
+
 def page(session: Session, query: Select[Any], *, limit: int, offset: int,
          sort: str = "newest") -> tuple[list[Case], int]:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    order = {"newest": (Case.created_at.desc(), Case.id.desc()),
-             "oldest": (Case.created_at, Case.id),
-             # Soonest deadline first; cases without one (stopped clocks) last.
-             "deadline": (Case.deadline_at.is_(None), Case.deadline_at, Case.id)}[sort]
+    # Counting a city's million cases costs more than the page itself: count up to COUNT_CAP + 1,
+    # and the list says "more than COUNT_CAP".
+    total = count(session, query, cap=COUNT_CAP + 1)
+    if sort == "deadline":
+        return _by_deadline(session, query, limit=limit, offset=offset), total
+    order = {"newest": (Case.created_at.desc(), Case.id.desc()), "oldest": (Case.created_at, Case.id)}[sort]
     rows = session.scalars(query.order_by(*order).limit(limit).offset(offset)).all()
     return list(rows), total
+
+
+def _by_deadline(session: Session, query: Select[Any], *, limit: int, offset: int) -> list[Case]:
+    """Soonest deadline first, cases without one last. The two parts are read separately so the
+    first walks the (deadline, id) index instead of sorting every match."""
+    dated = query.where(Case.deadline_at.is_not(None))
+    rows = list(session.scalars(dated.order_by(Case.deadline_at, Case.id).limit(limit).offset(offset)))
+    if len(rows) < limit:
+        skip = max(0, offset - count(session, dated)) if not rows else 0
+        undated = query.where(Case.deadline_at.is_(None)).order_by(Case.id)
+        rows += session.scalars(undated.limit(limit - len(rows)).offset(skip))
+    return rows
 
 
 def events(session: Session, case_id: int) -> list[CaseEvent]:

@@ -92,7 +92,9 @@ class CaseRead(CaseSummary):
 
 class CasePage(BaseModel):
     items: list[CaseSummary]
+    # Exact up to 10,000; a larger list answers 10,001 with total_is_lower_bound set.
     total: int
+    total_is_lower_bound: bool = False
     limit: int
     offset: int
 

@@ -230,7 +230,8 @@ def list_cases(session: Session, *, viewer: User, status: Sequence[str] = (), ty
     units = repo.org_units(session, (c.org_unit_id for c in rows))
     items = [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
              for c in rows]
-    return CasePage(items=items, total=total, limit=limit, offset=offset)
+    return CasePage(items=items, total=total, total_is_lower_bound=total > repo.COUNT_CAP, limit=limit,
+                    offset=offset)
 
 
 EXPORT_HEADERS = ("Number", "Type", "Category", "Title", "Status", "Level", "Division", "Handling unit",
@@ -593,7 +594,8 @@ def figure_cases(session: Session, *, viewer: User, figure: str, division: str |
     units = repo.org_units(session, (c.org_unit_id for c in rows))
     items = [CaseSummary(**_summary_values(c, units.get(c.org_unit_id or 0), pii_visible=False))
              for c in rows]
-    return CasePage(items=items, total=total, limit=limit, offset=offset)
+    return CasePage(items=items, total=total, total_is_lower_bound=total > repo.COUNT_CAP, limit=limit,
+                    offset=offset)
 
 
 # --- helpers for the case's people, files and feedback (cases/attachments.py, feedback.py ...) ----
@@ -820,4 +822,4 @@ def count_export(session: Session, *, viewer: User, status: Sequence[str] = (), 
     """How many rows export_rows gives for these filters; checks them first (ValidationFailed)."""
     query = _filtered(session, viewer, status=status, type_code=type_code, level=level, q=q, box=box,
                       open_only=open_only, overdue=overdue, sort=sort)
-    return min(repo.page(session, query, limit=1, offset=0, sort=sort)[1], MAX_EXPORT_ROWS)
+    return repo.count(session, query, cap=MAX_EXPORT_ROWS)
