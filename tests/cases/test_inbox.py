@@ -13,7 +13,7 @@ from cityops.cases import repository
 from cityops.cases.models import OPEN_CONDITION, Case
 from cityops.cases.workflow import FINAL_STATES
 from cityops.core.db import Database, utcnow
-from tests.accounts.helpers import login
+from tests.accounts.helpers import login, logout
 from tests.cases.helpers import act, report, scope_of
 
 
@@ -79,3 +79,18 @@ def test_long_lists_count_up_to_a_cap(client: TestClient, db: Database,
 
 def test_the_open_condition_of_the_deadline_index_matches_the_workflow() -> None:
     assert set(re.findall(r"'(\w+)'", OPEN_CONDITION)) == set(FINAL_STATES)
+
+
+def test_a_case_routed_to_my_unit_from_elsewhere_is_in_my_lists(client: TestClient, db: Database) -> None:
+    """A village scope lists its division's cases, its unit's cases from outside it, and its reports."""
+    village1, village2 = scope_of(db, "village1.operator"), scope_of(db, "village2.operator")
+    login(client, "village2.operator")
+    other = report(client, db, village2, title="转来的案件")
+    moved = client.post(f"/api/cases/{other['id']}/actions/reroute", json={
+        "version": other["version"], "org_unit_code": f"centre-{village1}", "reason": "属甲村管辖"})
+    assert moved.status_code == 200, moved.text
+    logout(client)
+    login(client, "village1.operator")
+    own = report(client, db, village1, title="本村案件")
+    listed = numbers(client, box="scope")
+    assert own["number"] in listed and other["number"] in listed
