@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import shapely
 from fastapi.testclient import TestClient
@@ -178,13 +180,13 @@ def test_mediation_sessions_are_recorded_and_checked(client: TestClient, db: Dat
     )
     assert missing.status_code == 422 and missing.json()["field"] == "held_on"
     no_mediator = client.post(
-        url, json={"held_on": dispute["created_at"][:10], "place": "村委会", "outcome": "continue"}
+        url, json={"held_on": beijing_day(dispute["created_at"]), "place": "村委会", "outcome": "continue"}
     )
     assert no_mediator.status_code == 422 and no_mediator.json()["field"] == "mediator"
     page = client.post(
         f"/governance/disputes/{dispute['id']}/sessions",
         data={
-            "held_on": dispute["created_at"][:10],
+            "held_on": beijing_day(dispute["created_at"]),
             "mediator": "张调解",
             "place": "村委会调解室",
             "outcome": "continue",
@@ -358,3 +360,8 @@ def test_the_hotspot_map_has_points_without_personal_information(client: TestCli
     assert page.status_code == 200 and "/api/governance/disputes/points?" in page.text
     other = scope_of(db, "village2.operator")[:12]
     assert client.get("/api/governance/disputes/points", params={"division": other}).status_code == 404
+
+
+def beijing_day(timestamp: str) -> str:
+    """The Beijing date of an API timestamp (a session is held on a local day, not a UTC one)."""
+    return datetime.fromisoformat(timestamp).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
