@@ -22,7 +22,7 @@ from cityops.core.auth.scope import division_level
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError, ValidationFailed
 from cityops.core.i18n import N_
-from cityops.core.templating import NavItem, register_nav, render
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 QUEUE_LIMIT = 50
@@ -134,8 +134,6 @@ def dispatch_act(
         body = ActionRequest(version=version, reason=reason or None, org_unit_code=org_unit_code or None)
         service.act(session, actor=user, case_id=case_id, action=action, body=body)
     except CityopsError as exc:
-        if exc.status in (401, 404):
-            raise
-        session.rollback()
-        return _console(request, session, user, error=exc.message, error_case=case_id, status_code=exc.status)
+        message, status = form_refusal(session, exc, record_page=True)
+        return _console(request, session, user, error=message, error_case=case_id, status_code=status)
     return RedirectResponse(f"/cases/dispatch#case-{case_id}", status_code=303)

@@ -19,7 +19,7 @@ from cityops.core.auth.deps import CurrentUser
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.i18n import N_
-from cityops.core.templating import NavItem, register_nav, render
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 PAGE_SIZE = 50
@@ -171,8 +171,6 @@ def act_form(case_id: CaseId, request: Request, session: SessionDep, user: Curre
                              result=result or None, org_unit_code=org_unit_code or None)
         service.act(session, actor=user, case_id=case_id, action=action or "", body=body)
     except CityopsError as exc:
-        if exc.status in (401, 404):
-            raise
-        session.rollback()
-        return _case_page(request, session, user, case_id, error=exc.message, status_code=exc.status)
+        message, status = form_refusal(session, exc, record_page=True)
+        return _case_page(request, session, user, case_id, error=message, status_code=status)
     return RedirectResponse(f"/cases/{case_id}", status_code=303)

@@ -22,9 +22,12 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 from markupsafe import escape
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from cityops.core.errors import CityopsError
 from cityops.core.i18n import HTML_LANG, LOCALE_NAMES, LOCALES, N_, gettext_for, locale_of
 
 log = logging.getLogger(__name__)
@@ -238,3 +241,21 @@ def render_error(request: Request, status: int, message: str) -> Response:
         log.exception("error page failed for status %s", status)
         body = f"<!doctype html><title>{status}</title><h1>{status}</h1><p><a href='/'>cityops</a></p>"
         return HTMLResponse(body, status_code=status)
+
+
+def form_error(exc: ValidationError) -> str:
+    """A pydantic error as one line naming the field, for a page."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+def form_refusal(session: Session, exc: ValidationError | CityopsError, *,
+                 record_page: bool) -> tuple[str, int]:
+    """What a form page shows again when its action is refused: the reason and the status, after
+    rolling back what the action began. Not signed in is raised (the sign-in redirect), and so is a
+    missing record when the form belongs to that record's page (`record_page`): there is no page to show."""
+    if isinstance(exc, ValidationError):
+        return form_error(exc), 422
+    if exc.status == 401 or (record_page and exc.status == 404 and exc.field is None):
+        raise exc
+    session.rollback()
+    return exc.message, exc.status

@@ -17,7 +17,7 @@ from cityops.core.auth.roles import has_permission
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.i18n import N_
-from cityops.core.templating import NavItem, register_nav, render
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
 from cityops.governance.assessment import service
 from cityops.governance.assessment.schemas import (
     AdvanceRequest,
@@ -58,11 +58,6 @@ Text = Annotated[str | None, Form(max_length=5000)]
 
 def _labels() -> dict[str, Any]:
     return {"level_labels": LEVEL_LABELS, "status_labels": STATUS_LABELS, "kind_labels": KIND_LABELS}
-
-
-def form_error(exc: ValidationError) -> str:
-    """A pydantic error as one line naming the field, for a page."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 def _projects_list(
@@ -139,13 +134,9 @@ def register_form(
             description=description or "",
         )
         project = service.register_project(session, actor=user, data=data)
-    except ValidationError as exc:
-        return _projects_list(request, session, user, error=form_error(exc), status_code=422)
-    except CityopsError as exc:
-        if exc.status == 401:
-            raise
-        session.rollback()
-        return _projects_list(request, session, user, error=exc.message, status_code=exc.status)
+    except (ValidationError, CityopsError) as exc:
+        message, status = form_refusal(session, exc, record_page=False)
+        return _projects_list(request, session, user, error=message, status_code=status)
     return RedirectResponse(f"/governance/projects/{project.id}", status_code=303)
 
 
@@ -236,13 +227,9 @@ def project_form(
             return _project_page(
                 request, session, user, project_id, error=f"unknown operation {op!r}", status_code=422
             )
-    except ValidationError as exc:
-        return _project_page(request, session, user, project_id, error=form_error(exc), status_code=422)
-    except CityopsError as exc:
-        if exc.status in (401, 404) and exc.field is None:
-            raise
-        session.rollback()
-        return _project_page(request, session, user, project_id, error=exc.message, status_code=exc.status)
+    except (ValidationError, CityopsError) as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _project_page(request, session, user, project_id, error=message, status_code=status)
     return RedirectResponse(f"/governance/projects/{project_id}", status_code=303)
 
 

@@ -19,7 +19,7 @@ from cityops.core.auth.scope import division_level
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError, Forbidden, ValidationFailed
 from cityops.core.i18n import N_
-from cityops.core.templating import NavItem, register_nav, render
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
 from cityops.governance.disputes import service
 from cityops.governance.disputes.schemas import MAX_ID, DisputeCreate, OutcomeCreate, SessionCreate
 from cityops.places import service as places_service
@@ -286,10 +286,8 @@ def new_form(request: Request, session: SessionDep, user: CurrentUser, values: F
         index = places_service.cache_for(request.app.state).index(session)
         dispute = service.create_dispute(session, viewer=user, data=data, index=index)
     except CityopsError as exc:
-        if exc.status == 401:
-            raise
-        session.rollback()
-        return _new_page(request, session, user, values, error=exc.message, status_code=exc.status)
+        message, status = form_refusal(session, exc, record_page=False)
+        return _new_page(request, session, user, values, error=message, status_code=status)
     return RedirectResponse(f"/governance/disputes/{dispute.id}", status_code=303)
 
 
@@ -343,10 +341,8 @@ def _build(model: type[M], values: dict[str, Any]) -> M:
 def _form_result(
     request: Request, session: SessionDep, user: CurrentUser, dispute_id: int, exc: CityopsError
 ) -> Response:
-    if exc.status in (401, 404):
-        raise exc
-    session.rollback()
-    return _dispute_page(request, session, user, dispute_id, error=exc.message, status_code=exc.status)
+    message, status = form_refusal(session, exc, record_page=True)
+    return _dispute_page(request, session, user, dispute_id, error=message, status_code=status)
 
 
 @router.post("/governance/disputes/{dispute_id}/sessions", response_class=HTMLResponse)

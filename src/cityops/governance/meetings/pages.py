@@ -19,8 +19,7 @@ from cityops.core.auth.roles import has_permission
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.i18n import N_
-from cityops.core.templating import NavItem, register_nav, render
-from cityops.governance.assessment.pages import form_error
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
 from cityops.governance.meetings import service
 from cityops.governance.meetings.schemas import (
     DecisionCreate,
@@ -130,13 +129,9 @@ def schedule_form(
             attendees=_lines(attendees),
         )
         meeting = service.schedule(session, actor=user, data=data)
-    except ValidationError as exc:
-        return _meetings_list(request, session, user, error=form_error(exc), status_code=422)
-    except CityopsError as exc:
-        if exc.status == 401:
-            raise
-        session.rollback()
-        return _meetings_list(request, session, user, error=exc.message, status_code=exc.status)
+    except (ValidationError, CityopsError) as exc:
+        message, status = form_refusal(session, exc, record_page=False)
+        return _meetings_list(request, session, user, error=message, status_code=status)
     return RedirectResponse(f"/governance/meetings/{meeting.id}", status_code=303)
 
 
@@ -233,13 +228,9 @@ def meeting_form(
             return _meeting_page(
                 request, session, user, meeting_id, error=f"unknown operation {op!r}", status_code=422
             )
-    except ValidationError as exc:
-        return _meeting_page(request, session, user, meeting_id, error=form_error(exc), status_code=422)
-    except CityopsError as exc:
-        if exc.status in (401, 404) and exc.field is None:
-            raise
-        session.rollback()
-        return _meeting_page(request, session, user, meeting_id, error=exc.message, status_code=exc.status)
+    except (ValidationError, CityopsError) as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _meeting_page(request, session, user, meeting_id, error=message, status_code=status)
     return RedirectResponse(f"/governance/meetings/{meeting_id}", status_code=303)
 
 

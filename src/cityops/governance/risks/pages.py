@@ -19,8 +19,7 @@ from cityops.core.auth.roles import has_permission
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError
 from cityops.core.i18n import N_
-from cityops.core.templating import NavItem, register_nav, render
-from cityops.governance.assessment.pages import form_error
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
 from cityops.governance.risks import service
 from cityops.governance.risks.schemas import StageChange, TaskCreate
 from cityops.places import service as places_service
@@ -186,13 +185,9 @@ def risk_form(
             return _risk_page(
                 request, session, user, risk_id, error=f"unknown operation {op!r}", status_code=422
             )
-    except ValidationError as exc:
-        return _risk_page(request, session, user, risk_id, error=form_error(exc), status_code=422)
-    except CityopsError as exc:
-        if exc.status in (401, 404) and exc.field is None:
-            raise
-        session.rollback()
-        return _risk_page(request, session, user, risk_id, error=exc.message, status_code=exc.status)
+    except (ValidationError, CityopsError) as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _risk_page(request, session, user, risk_id, error=message, status_code=status)
     return RedirectResponse(f"/governance/risks/{risk_id}", status_code=303)
 
 
