@@ -107,7 +107,7 @@ def serve(
     """Run the web server (GET /healthz answers 200 once it is ready)."""
     import uvicorn
 
-    uvicorn.run("cityops.app:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("cityops.app:create_server_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from cityops.accounts import service
 from cityops.accounts.demo import DEMO_PASSWORD
+from cityops.core.auth import sessions
 from cityops.core.auth.middleware import SESSION_COOKIE
-from cityops.core.auth.models import ApiToken, AuditEntry, WebSession
+from cityops.core.auth.models import ApiToken, AuditEntry, User, WebSession
 from cityops.core.auth.security import SESSION_SALT, sign
+from cityops.core.auth.sessions import verified_tokens
 from cityops.core.db import Database, utcnow
 from tests.accounts.helpers import login, user_id
 
@@ -150,6 +153,46 @@ def test_disabling_an_account_ends_its_sessions(client: TestClient, db: Database
     assert "disabled" in response.json()["message"]
 
 
+def test_a_verified_token_is_asked_for_again_after_a_few_seconds(client: TestClient, db: Database,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tokens are verified against the database once every few seconds, not on every request: an
+    account disabled by another process is refused once that interval is over, and the token's own
+    expiry is checked on every request in between."""
+    token = issue(db, "county.operator")
+    headers = {"Authorization": f"Bearer {token}"}
+    clock = [1000.0]
+    monkeypatch.setattr(sessions.verified_tokens, "clock", lambda: clock[0])
+    assert client.get("/api/me", headers=headers).status_code == 200
+    with db.session() as session:  # as the CLI would, in another process: this one is not told
+        session.execute(update(User).where(User.username == "county.operator").values(is_active=False))
+    assert client.get("/api/me", headers=headers).status_code == 200
+    clock[0] += sessions.TOKEN_CACHE_S
+    refused = client.get("/api/me", headers=headers)
+    assert refused.status_code == 401
+    assert refused.json()["message"] == "account is disabled"
+
+    token2 = issue(db, "city.operator")
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token2}"}).status_code == 200
+    with db.session() as session:
+        session.execute(update(ApiToken).where(ApiToken.prefix == token2[:12])
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    verified = sessions.verified_tokens.get(token2)
+    assert verified is not None  # still known to this process ...
+    sessions.verified_tokens.put(token2, verified, utcnow() - timedelta(seconds=1))  # ... with its expiry
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token2}"}).status_code == 401
+
+
+def test_a_token_due_for_a_refresh_is_refreshed_by_one_request() -> None:
+    tokens = sessions.VerifiedTokens(ttl_s=5.0)
+    user = User(username="gateway")
+    tokens.put("cot_x", user, None)
+    assert tokens.get("cot_x") is user
+    entry = tokens._entries[sessions.sha256_hex("cot_x")]
+    entry[2] = 0.0  # the refresh is due
+    assert tokens.get("cot_x") is None  # this caller asks the database ...
+    assert tokens.get("cot_x") is user  # ... while the others go on with what is known
+
+
 def test_api_tokens_authenticate_until_expired_or_revoked(client: TestClient, db: Database) -> None:
     token = issue(db, "county.operator")
     headers = {"Authorization": f"Bearer {token}"}
@@ -164,6 +207,9 @@ def test_api_tokens_authenticate_until_expired_or_revoked(client: TestClient, db
 
     with db.session() as session:
         session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+    # Written behind the server's back, as another process would: seen once the verified token's
+    # few seconds are over (forgotten here rather than waited for).
+    verified_tokens.forget()
     expired = client.get("/api/me", headers=headers)
     assert expired.status_code == 401
     assert expired.json()["message"] == "token expired"

@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from cityops.accounts.demo import DEMO_PASSWORD, DEMO_USERNAMES
 from cityops.app import create_app
+from cityops.core.auth.sessions import TOKEN_CACHE_S
 from cityops.core.db import Database
 from tests.conftest import make_settings
 
@@ -89,7 +91,12 @@ def test_tokens_create_and_revoke(tmp_path: Path, template_db: Path) -> None:
             assert [t["prefix"] for t in json.loads(listed.stdout)] == [token[:12]]
             revoked = run(env, "tokens", "revoke", token[:12])
             assert revoked.returncode == 0, revoked.stderr
+            # The server verified the token moments ago; it asks the database again within seconds.
+            deadline = time.monotonic() + TOKEN_CACHE_S + 2
             response = client.get("/api/me", headers=headers)
+            while response.status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.25)
+                response = client.get("/api/me", headers=headers)
             assert response.status_code == 401
             assert response.json()["message"] == "token revoked"
     finally:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
+from cityops.accounts import service as accounts_service
+from cityops.cases.models import Case, CaseEvent
 from cityops.core.db import Database
 from cityops.core.events import OutboxEntry
 from tests.accounts.helpers import login, logout
@@ -82,6 +86,38 @@ def test_bad_intake_names_the_field(client: TestClient, db: Database, villages: 
     body = response.json()
     named = body.get("field") or [e["field"] for e in body["detail"]["errors"]]
     assert field in named, body
+
+
+def test_reports_arriving_together_each_get_their_own_case_or_error(live_server: str, db: Database,
+                                                                     villages: tuple[str, str]) -> None:
+    """Concurrent reports share transactions (group commit); each still gets its own number and
+    timeline, and a bad one its own 422 without taking the others down."""
+    with db.session() as session:
+        token = accounts_service.create_token(session, actor=None, username="city.operator", name="t",
+                                              days=1).token
+    good = case_body(db, villages[0], title="同批受理测试")
+    bodies = [good] * 30 + [{**good, "lon": 10.0, "lat": 10.0}] * 2
+
+    async def post_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live_server, timeout=30,
+                                     headers={"Authorization": f"Bearer {token}"}) as http:
+            return await asyncio.gather(*(http.post("/api/cases", json=body) for body in bodies))
+
+    responses = asyncio.run(post_all())
+    assert [r.status_code for r in responses] == [201] * 30 + [422] * 2
+    assert all(r.json()["field"] == "lon" for r in responses[30:])
+    created = [r.json() for r in responses[:30]]
+    assert len({c["number"] for c in created}) == 30 and len({c["id"] for c in created}) == 30
+    assert all(c["status"] == "reported" for c in created)
+    assert {c["org_unit"]["code"] for c in created} == {f"centre-{villages[0]}"}
+    ids = [c["id"] for c in created]
+    with db.sessions() as session:
+        lines = session.scalars(select(CaseEvent.case_id).where(CaseEvent.case_id.in_(ids),
+                                                                CaseEvent.action == "report")).all()
+        written_at = set(session.scalars(select(Case.created_at).where(Case.id.in_(ids))))
+    assert sorted(lines) == sorted(ids)
+    assert outbox_count(db, "cases.reported") >= 30
+    assert len(written_at) < 30  # fewer transactions than reports
 
 
 def test_roles_without_report_permission_cannot_report(client: TestClient, db: Database,

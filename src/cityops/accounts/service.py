@@ -23,7 +23,7 @@ from cityops.core.auth.pii import mask_id_number, mask_phone
 from cityops.core.auth.roles import ROLES, can_view_pii, get_role, has_permission
 from cityops.core.auth.scope import GRID_CODE_LENGTH, authorize, can_access, in_scope, scope_prefix
 from cityops.core.auth.security import dummy_hash, hash_password, needs_rehash, verify_password
-from cityops.core.auth.sessions import issue_token
+from cityops.core.auth.sessions import forget_tokens_on_commit, issue_token
 from cityops.core.db import utcnow
 from cityops.core.errors import (
     CityopsError,
@@ -387,6 +387,7 @@ def set_active(session: Session, *, username: str, active: bool, actor: User | N
         authorize(actor, division_code=user_division(user, org_unit), org_unit_id=user.org_unit_id,
                   resource="user", resource_id=user.id)
     user.is_active = active
+    forget_tokens_on_commit(session)
     audit.record(session, actor, "update", "user", user.id, division_code=user_division(user, org_unit),
                  request=request, detail={"is_active": active})
     session.flush()
@@ -466,6 +467,7 @@ def revoke_token(session: Session, *, actor: User | None, prefix: str,
         _token_owner(session, actor=actor, username=owner.username)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        forget_tokens_on_commit(session)
         audit.record(session, actor, "token_revoke", "api_token", row.prefix,
                      division_code=owner.scope_code if owner else None, request=request)
     session.flush()

@@ -22,7 +22,6 @@ from cityops.core.auth.deps import CurrentUser, require_permission
 from cityops.core.auth.models import User
 from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from cityops.core.export import xlsx_response
-from cityops.places import service as places_service
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/cases", tags=["cases"])
 
@@ -35,13 +34,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such case in
 
 
 @router.post("", response_model=CaseRead, status_code=201, responses=ERRORS)
-def report(body: CaseCreate, request: Request, session: SessionDep, user: Reporter) -> CaseRead:
-    """Report a case: routed from its location to the grid's village centre or the owning department."""
-    index = places_service.cache_for(request.app.state).index(session)
-    case = service.report_case(session, data=body, index=index, reporter=user)
-    # Commit before building the answer: other writers wait from the first write to the commit.
-    session.commit()
-    return service.to_read(session, case, viewer=user)
+async def report(body: CaseCreate, request: Request, user: Reporter) -> CaseRead:
+    """Report a case: routed from its location to the grid's village centre or the owning department.
+    Reports arriving together are written in one transaction (group commit)."""
+    return await service.intake_queue(request.app.state).submit(service.Intake(body, user))
 
 
 @router.get("", response_model=CasePage, responses={200: {"content": {

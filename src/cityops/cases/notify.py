@@ -35,6 +35,7 @@ MOVED = "cases.notify_moved"
 UNIT_MOVES = frozenset({"escalate", "delegate", "reroute", "dispatch"})
 STAFF_PERMISSIONS = ("cases.dispatch", "cases.handle")
 BACKDATED = timedelta(hours=1)
+STAFF_CACHE_KEY = "cases.unit_staff"
 
 ROUTED_TITLE = N_("New case %(number)s for your unit")
 ROUTED_BODY = N_("Reported: %(case_title)s")
@@ -50,11 +51,16 @@ MERGED_IN = "merged_in"
 
 
 def unit_staff(session: Session, org_unit_id: int | None) -> list[int]:
-    """Active members of an org unit who dispatch or handle cases."""
+    """Active members of an org unit who dispatch or handle cases (remembered for the session: a
+    drained batch asks once per unit)."""
     if org_unit_id is None:
         return []
-    users = session.scalars(select(User).where(User.org_unit_id == org_unit_id, User.is_active.is_(True)))
-    return [u.id for u in users if any(has_permission(u, p) for p in STAFF_PERMISSIONS)]
+    cache: dict[int, list[int]] = session.info.setdefault(STAFF_CACHE_KEY, {})
+    if org_unit_id not in cache:
+        users = session.scalars(select(User).where(User.org_unit_id == org_unit_id,
+                                                   User.is_active.is_(True)))
+        cache[org_unit_id] = [u.id for u in users if any(has_permission(u, p) for p in STAFF_PERMISSIONS)]
+    return cache[org_unit_id]
 
 
 def participants(session: Session, case_id: int) -> set[int]:
@@ -65,8 +71,8 @@ def participants(session: Session, case_id: int) -> set[int]:
     }
 
 
-def _link(case: Case) -> str:
-    return f"/cases/{case.id}"
+def _link(case_id: int) -> str:
+    return f"/cases/{case_id}"
 
 
 def is_history(envelope: Envelope, moment: datetime) -> bool:
@@ -77,18 +83,23 @@ def is_history(envelope: Envelope, moment: datetime) -> bool:
 
 
 def on_reported(session: Session, envelope: Envelope) -> None:
-    case = session.get(Case, int(envelope.payload["case_id"]))
-    if case is None or is_history(envelope, case.created_at):
+    payload = envelope.payload
+    if payload.get("reported_at") is None:  # an event from before it carried the case's details
+        case = session.get(Case, int(payload["case_id"]))
+        if case is None:
+            return
+        payload = {**payload, "title": case.title, "reported_at": case.created_at.isoformat(),
+                   "reporter_id": next(iter(participants(session, case.id)), None)}
+    if is_history(envelope, datetime.fromisoformat(payload["reported_at"])):
         return
-    reporter = participants(session, case.id)  # at this point only whoever reported it
-    staff = [u for u in unit_staff(session, case.org_unit_id) if u not in reporter]
+    staff = [u for u in unit_staff(session, payload["org_unit_id"]) if u != payload["reporter_id"]]
     notifications.notify(
         session,
         user_ids=staff,
         title=ROUTED_TITLE,
         body=ROUTED_BODY,
-        link=_link(case),
-        params={"number": case.number, "case_title": case.title},
+        link=_link(int(payload["case_id"])),
+        params={"number": payload["number"], "case_title": payload["title"]},
     )
 
 
@@ -128,7 +139,7 @@ def on_transitioned(session: Session, envelope: Envelope) -> None:
         user_ids=recipients,
         title=MOVED_TITLE,
         body=MOVED_BY if actor else MOVED_AUTO,
-        link=_link(case),
+        link=_link(case.id),
         params={
             "number": case.number,
             "state_label": STATE_LABELS.get(case.status, case.status),
@@ -151,7 +162,7 @@ def _tell_reporters(session: Session, case: Case, target: Case, actor: User | No
         user_ids=reporters,
         title=MERGED_TITLE,
         body=MERGED_BODY,
-        link=_link(case),
+        link=_link(case.id),
         params={"number": case.number, "target": target.number},
     )
     return reporters

@@ -15,18 +15,19 @@ from cityops.cases.sla import RUNNING_STATES
 from cityops.core.auth.models import OrgUnit
 
 
-def next_number(session: Session, *, prefix: str, year: int) -> str:
-    """The next case number of the year, e.g. HB-2024-000001 (the counter row is locked by the UPDATE
-    until commit, so concurrent intakes never share a number)."""
+def next_numbers(session: Session, *, prefix: str, year: int, count: int = 1) -> list[str]:
+    """The next `count` case numbers of the year, e.g. HB-2024-000001 (the counter row is locked by
+    the UPDATE until commit, so concurrent intakes never share a number; a batch takes its numbers
+    with one UPDATE)."""
     last = session.execute(
-        update(CaseCounter).where(CaseCounter.year == year).values(last=CaseCounter.last + 1)
+        update(CaseCounter).where(CaseCounter.year == year).values(last=CaseCounter.last + count)
         .returning(CaseCounter.last)
     ).scalar()
     if last is None:
-        session.add(CaseCounter(year=year, last=1))
+        session.add(CaseCounter(year=year, last=count))
         session.flush()
-        last = 1
-    return f"{prefix}-{year}-{last:06d}"
+        last = count
+    return [f"{prefix}-{year}-{n:06d}" for n in range(last - count + 1, last + 1)]
 
 
 def get(session: Session, case_id: int) -> Case | None:

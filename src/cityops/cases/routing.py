@@ -68,15 +68,23 @@ def department_code(slug: str) -> str:
     return f"dept-{slug}"
 
 
-UNIT_CACHE_KEY = "cases.org_unit_ids"
+UNIT_CACHE_KEY = "cases.org_units"
 
 
 def org_unit_id(session: Session, code: str) -> int | None:
-    """The id of the org unit with this code, remembered for the session (intake asks per case)."""
-    cache: dict[str, int | None] = session.info.setdefault(UNIT_CACHE_KEY, {})
+    """The id of the org unit with this code, remembered for the session (intake asks per case). The
+    unit itself is kept too, so answering with the case finds it in the session without a query."""
+    cache: dict[str, OrgUnit | None] = session.info.setdefault(UNIT_CACHE_KEY, {})
     if code not in cache:
-        cache[code] = session.scalar(select(OrgUnit.id).where(OrgUnit.code == code))
-    return cache[code]
+        cache[code] = session.scalar(select(OrgUnit).where(OrgUnit.code == code))
+    unit = cache[code]
+    return unit.id if unit is not None else None
+
+
+def share_unit_cache(session: Session, cache: dict[str, int | None]) -> None:
+    """Remember unit ids in `cache` for this session: a generator writing in many sessions, while no
+    unit changes, then looks each unit up once."""
+    session.info[UNIT_CACHE_KEY] = cache
 
 
 def route(session: Session, *, case_type: CaseType, category: str, village_code: str, level: str) -> Route:

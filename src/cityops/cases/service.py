@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, select, true, union
+from sqlalchemy import ColumnElement, Select, insert, select, true, union
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -49,7 +49,7 @@ from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.pii import mask_phone
 from cityops.core.auth.roles import can_view_pii, has_permission
 from cityops.core.auth.scope import authorize, scope_filter, scope_prefix, sees_everything
-from cityops.core.db import Database, utcnow
+from cityops.core.db import Database, insert_all, utcnow
 from cityops.core.errors import (
     CityopsError,
     Conflict,
@@ -58,8 +58,10 @@ from cityops.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from cityops.core.events import Event, emit, event_type
+from cityops.core.events import Event, emit, emit_many, event_type
+from cityops.core.group_commit import GroupCommit
 from cityops.core.scheduler import Job
+from cityops.places import service as places_service
 from cityops.places.index import PlaceIndex
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,11 @@ class CaseReported(Event):
     division_code: str
     org_unit_id: int | None
     source: str
+    # What the notices need, so subscribers need not read the case back (None in events written
+    # before these fields existed).
+    title: str | None = None
+    reported_at: str | None = None
+    reporter_id: int | None = None
 
 
 @event_type
@@ -281,53 +288,124 @@ def timeline(session: Session, *, viewer: User, case_id: int) -> list[CaseEventR
 # --- intake -------------------------------------------------------------------------------------
 
 
+def _line(case: Case, *, action: str, actor: User | None, from_status: str | None,
+          comment: str | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The values of a timeline line recording the case as it is now."""
+    return {"case_id": case.id, "action": action, "actor_id": actor.id if actor else None,
+            "actor_name": actor.display_name if actor else None, "from_status": from_status,
+            "to_status": case.status, "level": case.level, "org_unit_id": case.org_unit_id,
+            "comment": comment, "data": data or {}, "at": case.updated_at}
+
+
 def _record(session: Session, case: Case, *, action: str, actor: User | None, from_status: str | None,
             comment: str | None = None, data: dict[str, Any] | None = None) -> None:
-    session.add(CaseEvent(case_id=case.id, action=action, actor_id=actor.id if actor else None,
-                          actor_name=actor.display_name if actor else None, from_status=from_status,
-                          to_status=case.status, level=case.level, org_unit_id=case.org_unit_id,
-                          comment=comment, data=data or {}, at=case.updated_at))
+    session.add(CaseEvent(**_line(case, action=action, actor=actor, from_status=from_status,
+                                  comment=comment, data=data)))
 
 
-def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, reporter: User | None = None,
-                now: datetime | None = None) -> Case:
-    """Take in a case: validate type, category, custom fields and location, route it, number it."""
-    registry = case_types.registry()
-    case_type = registry.get(data.type_code)
+@dataclasses.dataclass(frozen=True)
+class Intake:
+    """One report to take in, and who reports it (None: the system, e.g. the simulator)."""
+
+    data: CaseCreate
+    reporter: User | None = None
+
+
+def _prepare(session: Session, intake: Intake, index: PlaceIndex,
+             now: datetime) -> tuple[dict[str, Any], routing.Route]:
+    """Validate type, category, custom fields and location, and route: reads only, no writes.
+    Answers the new case's values."""
+    data, reporter = intake.data, intake.reporter
+    case_type = case_types.registry().get(data.type_code)
     case_type.category(data.category)
     fields = case_type.clean_fields(data.fields)
     where = routing.locate(index, lon=data.lon, lat=data.lat)
     chosen = routing.route(session, case_type=case_type, category=data.category,
                            village_code=where.village_code, level=case_type.level)
-    now = now or utcnow()
     deadline = sla.deadline_for(case_type.sla, case_type.level, now)
     # A signed-in citizen is the reporter; staff report on someone's behalf with the name given.
     own = reporter is not None and not has_permission(reporter, "cases.dispatch") \
         and not has_permission(reporter, "cases.handle")
-    case = Case(
-        type_code=case_type.code, category=data.category, title=data.title.strip(),
-        description=data.description, status="reported", level=case_type.level,
-        division_code=where.division_code, grid_code=where.grid_code, village_code=where.village_code,
-        lon=where.lon, lat=where.lat, org_unit_id=chosen.org_unit_id,
-        reporter_name=data.reporter_name or (reporter.display_name if own and reporter else None),
-        reporter_phone=data.reporter_phone or (reporter.phone if own and reporter else None),
-        reporter_user_id=reporter.id if own and reporter else None, source=data.source,
-        public=case_type.public, fields=fields, created_at=now, updated_at=now, deadline_at=deadline,
-    )
-    # The number is the transaction's first write: from here to the commit other writers wait, so
-    # everything that only reads (routing, deadline) is done above.
-    year = now.astimezone(LOCAL_TZ).year
-    case.number = repo.next_number(session, prefix=registry.number_prefix, year=year)
-    case.search_text = search.search_text(case.number, case.title, case.description)
-    session.add(case)
-    session.flush()
-    _record(session, case, action="report", actor=reporter, from_status=None,
-            data={"routed_to": chosen.org_unit_code, "routing": chosen.reason,
-                  "deadline_at": deadline.isoformat()})
-    emit(session, CaseReported(case_id=case.id, number=case.number, type_code=case.type_code,
-                               category=case.category, level=case.level, division_code=case.division_code,
-                               org_unit_id=case.org_unit_id, source=case.source))
-    return case
+    values = {
+        "type_code": case_type.code, "category": data.category, "title": data.title.strip(),
+        "description": data.description, "status": "reported", "level": case_type.level,
+        "division_code": where.division_code, "grid_code": where.grid_code,
+        "village_code": where.village_code, "lon": where.lon, "lat": where.lat,
+        "org_unit_id": chosen.org_unit_id,
+        "reporter_name": data.reporter_name or (reporter.display_name if own and reporter else None),
+        "reporter_phone": data.reporter_phone or (reporter.phone if own and reporter else None),
+        "reporter_user_id": reporter.id if own and reporter else None, "source": data.source,
+        "public": case_type.public, "fields": fields, "created_at": now, "updated_at": now,
+        "deadline_at": deadline,
+    }
+    return values, chosen
+
+
+def report_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceIndex,
+                 now: datetime | None = None) -> list[Case | CityopsError]:
+    """Take in several reports at once (the HTTP intake's group commit): per report the new case,
+    or the error refusing it (the others are taken in all the same)."""
+    now = now or utcnow()
+    refused: dict[int, CityopsError] = {}
+    ready: list[tuple[dict[str, Any], routing.Route, User | None]] = []
+    for position, intake in enumerate(intakes):
+        try:
+            values, chosen = _prepare(session, intake, index, now)
+        except CityopsError as exc:
+            refused[position] = exc
+            continue
+        ready.append((values, chosen, intake.reporter))
+    cases: list[Case] = []
+    if ready:
+        # The numbers are the transaction's first write: from here to the commit other writers
+        # wait, so everything that only reads (validation, routing, deadlines) is done above.
+        year = now.astimezone(LOCAL_TZ).year
+        numbers = repo.next_numbers(session, prefix=case_types.registry().number_prefix, year=year,
+                                    count=len(ready))
+        for (values, _, _), number in zip(ready, numbers, strict=True):
+            values["number"] = number
+            values["search_text"] = search.search_text(number, values["title"], values["description"])
+        cases = insert_all(session, Case, [values for values, _, _ in ready], key="number")
+        session.execute(insert(CaseEvent), [
+            _line(case, action="report", actor=reporter, from_status=None,
+                  data={"routed_to": chosen.org_unit_code, "routing": chosen.reason,
+                        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None})
+            for case, (_, chosen, reporter) in zip(cases, ready, strict=True)])
+        emit_many(session, [
+            CaseReported(case_id=case.id, number=case.number, type_code=case.type_code,
+                         category=case.category, level=case.level, division_code=case.division_code,
+                         org_unit_id=case.org_unit_id, source=case.source, title=case.title,
+                         reported_at=now.isoformat(), reporter_id=reporter.id if reporter else None)
+            for case, (_, _, reporter) in zip(cases, ready, strict=True)])
+    written = iter(cases)
+    return [refused[position] if position in refused else next(written) for position in range(len(intakes))]
+
+
+def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, reporter: User | None = None,
+                now: datetime | None = None) -> Case:
+    """Take in a case: validate type, category, custom fields and location, route it, number it."""
+    [outcome] = report_cases(session, intakes=[Intake(data, reporter)], index=index, now=now)
+    if isinstance(outcome, CityopsError):
+        raise outcome
+    return outcome
+
+
+IntakeQueue = GroupCommit[Intake, Case, CaseRead]
+
+
+def intake_queue(state: Any) -> IntakeQueue:
+    """The group commit of HTTP intake on an app's state (created on first use): reports arriving
+    together are written in one transaction, each answered with its case as its reporter sees it."""
+    queue: IntakeQueue | None = getattr(state, "case_intake", None)
+    if queue is None:
+        places = places_service.cache_for(state)
+        queue = GroupCommit(
+            state.db, name="case-intake",
+            write=lambda session, intakes: report_cases(session, intakes=intakes,
+                                                        index=places.index(session)),
+            answer=lambda session, intake, case: to_read(session, case, viewer=intake.reporter))
+        state.case_intake = queue
+    return queue
 
 
 # --- actions ------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect, Engine, make_url
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -53,6 +53,46 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy reads it as a plain dict
+
+
+Model = TypeVar("Model", bound=Base)
+
+
+def insert_all(session: Session, model: type[Model], rows: list[dict[str, Any]], *, key: str) -> list[Model]:
+    """Insert the rows with one multi-row INSERT and return them as persistent, loaded objects of the
+    session, as if added and flushed.
+
+    The ORM inserts added objects one statement each on SQLite: it needs their ids back in order and
+    SQLite's RETURNING does not promise one. Here each new id is matched to its row by `key`, a
+    unique column the rows carry. Column defaults are filled in first, so no attribute is left to
+    load back from the database. Rows are keyed by column names, which must be the attribute names."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    full: list[dict[str, Any]] = []
+    for row in rows:
+        values = dict(row)
+        for column in table.columns:
+            if column.key in values or column.primary_key or column.server_default is not None:
+                continue
+            default = column.default
+            if default is None:
+                values[column.key] = None
+            elif default.is_callable:
+                values[column.key] = default.arg(None)  # type: ignore[attr-defined]
+            else:
+                values[column.key] = default.arg  # type: ignore[attr-defined]
+        full.append(values)
+    if not full:
+        return []
+    [primary] = table.primary_key.columns
+    inserted = session.execute(insert(table).returning(table.c[key], primary), full)
+    ids: dict[Any, int] = {row[0]: row[1] for row in inserted}
+    objects = []
+    for values in full:
+        obj = model(**values, **{primary.key: ids[values[key]]})
+        make_transient_to_detached(obj)
+        session.add(obj)
+        objects.append(obj)
+    return objects
 
 
 # SQLite takes one writer at a time. Left to itself, a writer that finds the file locked sleeps and
@@ -173,8 +213,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         path = sqlite_file(url)
         if path:
             options["connect_args"]["factory"] = gated_connection_class(WriteGate(path))
-            # As many connections as the server has worker threads (40), so no request waits for one.
-            options.update(pool_size=10, max_overflow=30)
+            # A connection for each of the server's worker threads (40) and its background threads,
+            # kept open: an overflow connection is closed when returned, and opening one again (with
+            # its pragmas) costs more than the query it serves.
+            options.update(pool_size=48, max_overflow=16)
         engine = create_engine(url, echo=echo, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import JSON, String, UniqueConstraint, select
+from sqlalchemy import JSON, String, UniqueConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -84,12 +84,19 @@ class Envelope:
         return cls(**self.payload) if cls else self.payload
 
 
+def emit_many(session: Session, events: Sequence[Event]) -> list[str]:
+    """Write the events to the outbox in the caller's transaction, with one INSERT; their ids."""
+    now = utcnow()
+    rows = [{"event_id": str(uuid.uuid4()), "topic": event.topic, "created_at": now,
+             "payload": json.loads(json.dumps(dataclasses.asdict(event), default=str))} for event in events]
+    if rows:
+        session.execute(insert(OutboxEntry), rows)
+    return [row["event_id"] for row in rows]
+
+
 def emit(session: Session, event: Event) -> str:
     """Write the event to the outbox in the caller's transaction; returns the event id."""
-    event_id = str(uuid.uuid4())
-    payload = json.loads(json.dumps(dataclasses.asdict(event), default=str))
-    session.add(OutboxEntry(event_id=event_id, topic=event.topic, payload=payload))
-    return event_id
+    return emit_many(session, [event])[0]
 
 
 Handler = Callable[[Session, Envelope], None]
@@ -131,7 +138,9 @@ def deliver_all_once(db: Database, subscriber: str, handler: Handler, envelopes:
         todo = [e for e in envelopes if e.event_id not in seen]
         for envelope in todo:
             handler(session, envelope)
-        session.add_all(ProcessedEvent(subscriber=subscriber, event_id=e.event_id) for e in todo)
+        if todo:
+            session.execute(insert(ProcessedEvent), [{"subscriber": subscriber, "event_id": e.event_id,
+                                                      "processed_at": utcnow()} for e in todo])
         session.commit()
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, select, update
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, func, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cityops.core.db import Base, utcnow
@@ -67,17 +67,10 @@ def notify(
     """One notice per distinct user (None ids are skipped); returns the users notified."""
     now = now or utcnow()
     users = sorted({u for u in user_ids if u is not None})
-    for user_id in users:
-        session.add(
-            Notification(
-                user_id=user_id,
-                title=title[:200],
-                body=body,
-                link=link,
-                params=dict(params or {}),
-                created_at=now,
-            )
-        )
+    if users:  # one INSERT for all (added objects would be inserted one by one on SQLite)
+        session.execute(insert(Notification), [
+            {"user_id": user_id, "title": title[:200], "body": body, "link": link,
+             "params": dict(params or {}), "created_at": now} for user_id in users])
     return users
 
 

@@ -40,7 +40,12 @@ from cityops.core.auth.security import (
     tokens_match,
     unsign,
 )
-from cityops.core.auth.sessions import CredentialsRejected, user_for_session, user_for_token
+from cityops.core.auth.sessions import (
+    CredentialsRejected,
+    user_for_session,
+    user_for_token,
+    verified_tokens,
+)
 from cityops.core.db import Database
 from cityops.core.i18n import N_
 
@@ -100,6 +105,11 @@ def _resolve(db: Database, settings: Settings, authorization: str | None,
         if session.dirty or session.deleted:
             session.commit()
     return identity
+
+
+def _recent_token_user(authorization: str | None) -> User | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return verified_tokens.get(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _token_user(session: Session, authorization: str) -> User:
@@ -201,7 +211,10 @@ class AuthMiddleware:
         authorization = request.headers.get("authorization")
         session_cookie = request.cookies.get(SESSION_COOKIE)
         identity = Identity()
-        if authorization is not None or session_cookie:
+        known = _recent_token_user(authorization)
+        if known is not None:
+            identity = Identity(user=known, method="token")
+        elif authorization is not None or session_cookie:
             identity = await run_in_threadpool(_resolve, db, settings, authorization, session_cookie)
 
         state: dict[str, Any] = scope.setdefault("state", {})

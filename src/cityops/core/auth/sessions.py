@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from cityops.core.auth.models import ApiToken, User, WebSession
@@ -13,6 +16,7 @@ from cityops.core.db import utcnow
 
 # last_seen/last_used are refreshed at most this often, so reads do not turn into writes.
 TOUCH_INTERVAL = timedelta(seconds=60)
+TOKEN_CACHE_S = 5.0
 
 
 class CredentialsRejected(Exception):
@@ -48,11 +52,13 @@ def end_user_sessions(session: Session, user_id: int, *, keep_key: str | None = 
     session.execute(stmt)
 
 
+# Built once: every request runs one of them, and composing a statement costs more than running it.
+_SESSION_QUERY = (select(WebSession, User).join(User, User.id == WebSession.user_id)
+                  .where(WebSession.key_hash == bindparam("key_hash")))
+
+
 def user_for_session(session: Session, key: str) -> User:
-    row = session.execute(
-        select(WebSession, User).join(User, User.id == WebSession.user_id)
-        .where(WebSession.key_hash == sha256_hex(key))
-    ).first()
+    row = session.execute(_SESSION_QUERY, {"key_hash": sha256_hex(key)}).first()
     if row is None:
         raise CredentialsRejected("session has ended; sign in again")
     web_session, user = row
@@ -78,21 +84,83 @@ def issue_token(session: Session, *, user: User, name: str, days: int | None) ->
     return row, token
 
 
+_TOKEN_QUERY = (select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == bindparam("token_hash")))
+
+
+class VerifiedTokens:
+    """API tokens verified in the last few seconds, by hash, with their user: a system sending
+    hundreds of requests a second is looked up in the database once every few seconds rather than on
+    every request, and with no worker-thread hop. The token's own expiry is checked on every request.
+
+    Revoking a token or changing an account forgets them all in the process that made the change;
+    other server processes see the change within TOKEN_CACHE_S. An entry is refreshed a second before
+    it runs out by the one request that finds it due, so its other requests never all go to the
+    database at once."""
+
+    def __init__(self, ttl_s: float = TOKEN_CACHE_S, max_entries: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.max_entries = max_entries
+        # hash -> [user, token expiry, refresh due (monotonic), valid until (monotonic)]
+        self._entries: dict[str, list[Any]] = {}
+
+    def get(self, token: str) -> User | None:
+        """The token's user, or None when the database must be asked (unknown, stale, or due)."""
+        entry = self._entries.get(sha256_hex(token))
+        if entry is None:
+            return None
+        user, expires_at, refresh_at, until = entry
+        now = self.clock()
+        if now >= until or (expires_at is not None and expires_at <= utcnow()):
+            return None
+        if now >= refresh_at:
+            entry[2] = until  # this caller refreshes it; the others go on with the entry meanwhile
+            return None
+        return user  # type: ignore[no-any-return]
+
+    def put(self, token: str, user: User, expires_at: datetime | None) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        now = self.clock()
+        self._entries[sha256_hex(token)] = [user, expires_at, now + self.ttl_s - 1.0, now + self.ttl_s]
+
+    def drop(self, token: str) -> None:
+        self._entries.pop(sha256_hex(token), None)
+
+    def forget(self) -> None:
+        self._entries.clear()
+
+
+verified_tokens = VerifiedTokens()
+
+
+def forget_tokens_on_commit(session: Session) -> None:
+    """After a change to a token or an account: this process asks the database again, from the
+    moment the change is committed (forgotten earlier, a request could cache the old state again)."""
+    verified_tokens.forget()
+    event.listen(session, "after_commit", lambda _session: verified_tokens.forget(), once=True)
+
+
+def _rejected(token: str, reason: str) -> CredentialsRejected:
+    verified_tokens.drop(token)
+    return CredentialsRejected(reason)
+
+
 def user_for_token(session: Session, token: str) -> User:
-    row = session.execute(
-        select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == sha256_hex(token))
-    ).first()
+    row = session.execute(_TOKEN_QUERY, {"token_hash": sha256_hex(token)}).first()
     if row is None:
-        raise CredentialsRejected("invalid token")
+        raise _rejected(token, "invalid token")
     api_token, user = row
     now = utcnow()
     if api_token.revoked_at is not None:
-        raise CredentialsRejected("token revoked")
+        raise _rejected(token, "token revoked")
     if api_token.expires_at is not None and api_token.expires_at <= now:
-        raise CredentialsRejected("token expired")
+        raise _rejected(token, "token expired")
     if not user.is_active:
-        raise CredentialsRejected("account is disabled")
+        raise _rejected(token, "account is disabled")
     if api_token.last_used_at is None or now - api_token.last_used_at >= TOUCH_INTERVAL:
         api_token.last_used_at = now
+    verified_tokens.put(token, user, api_token.expires_at)
     return user
