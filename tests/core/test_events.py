@@ -129,6 +129,40 @@ def test_background_mode_delivers_after_commit_in_batches(empty_db: Database) ->
         bus.stop()
 
 
+def test_one_process_drains_at_a_time(empty_db: Database) -> None:
+    """Several server workers share one outbox: while one drains, the others leave the rows to it
+    instead of delivering them a second time."""
+    other_process = Database(empty_db.url)  # its own lock file handle, as another process has
+    bus = EventBus(empty_db)
+    seen: list[object] = []
+    bus.subscribe(ThingHappened.topic, "collector", lambda _s, env: seen.append(env.decode()))
+    try:
+        with empty_db.sessions() as session:
+            emit(session, ThingHappened(name="a"))
+            session.commit()
+        with other_process.try_exclusive("outbox-drain") as mine:
+            assert mine
+            assert bus.drain() == 0 and seen == []
+        assert bus.drain() == 1 and seen == [ThingHappened(name="a")]
+    finally:
+        other_process.dispose()
+
+
+@pytest.mark.postgres
+def test_the_drain_lock_holds_across_connections_on_postgresql(pg_url: str) -> None:
+    first, second = Database(pg_url), Database(pg_url)
+    try:
+        with first.try_exclusive("outbox-drain") as mine:
+            assert mine
+            with second.try_exclusive("outbox-drain") as theirs:
+                assert not theirs
+        with second.try_exclusive("outbox-drain") as theirs:
+            assert theirs
+    finally:
+        first.dispose()
+        second.dispose()
+
+
 def test_stop_drains_what_is_left(empty_db: Database) -> None:
     bus = EventBus(empty_db)
     seen: list[object] = []

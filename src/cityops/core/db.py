@@ -6,13 +6,14 @@ import fcntl
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from sqlalchemy import DateTime, MetaData, Table, create_engine, event, insert
+from sqlalchemy import DateTime, MetaData, Table, create_engine, event, insert, text
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -232,6 +233,8 @@ class Database:
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Called after every successful unit of work, e.g. the event bus draining the outbox.
         self.after_commit: list[Callable[[], object]] = []
+        self._lock_files: dict[str, int] = {}
+        self._lock_files_guard = threading.Lock()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -246,5 +249,45 @@ class Database:
         for hook in self.after_commit:
             hook()
 
+    @contextmanager
+    def try_exclusive(self, name: str) -> Iterator[bool]:
+        """Whether this caller holds the named lock among all the processes on this database, for
+        the block; it never waits (a caller that gets False leaves the work to the holder). An flock
+        beside a SQLite file, a session advisory lock on PostgreSQL; released when the block ends or
+        the process dies."""
+        path = sqlite_file(self.url)
+        if path is not None:
+            with self._lock_files_guard:
+                if name not in self._lock_files:
+                    self._lock_files[name] = os.open(f"{path}-{name}", os.O_RDWR | os.O_CREAT, 0o644)
+                fd = self._lock_files[name]
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+        if self.engine.dialect.name != "postgresql":  # an in-memory database: this process only
+            yield True
+            return
+        key = zlib.crc32(name.encode())
+        with self.engine.connect() as conn:
+            held = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+            conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
+
     def dispose(self) -> None:
         self.engine.dispose()
+        with self._lock_files_guard:
+            for fd in self._lock_files.values():
+                os.close(fd)
+            self._lock_files.clear()

@@ -233,46 +233,53 @@ class EventBus:
         """Publish committed, unpublished outbox rows in order; returns how many went out."""
         if not self._lock.acquire(blocking=False):
             return 0  # another thread is draining; it will pick these rows up
-        sent = 0
         try:
-            while True:
-                with self.db.sessions() as session:
-                    rows = session.scalars(
-                        select(OutboxEntry)
-                        .where(OutboxEntry.published_at.is_(None))
-                        .order_by(OutboxEntry.id)
-                        .limit(limit)
-                    ).all()
-                    if not rows:
-                        self.failing = False
-                        return sent
-                    failed = False
-                    envelopes = [Envelope(r.event_id, r.topic, r.payload, r.created_at) for r in rows]
-                    try:
-                        self.transport.publish_batch(envelopes)
-                        published = len(rows)
-                    except Exception:  # find the event that fails, delivering one at a time
-                        published = 0
-                    now = utcnow()
-                    for row in rows[:published]:
-                        row.attempts += 1
-                        row.published_at = now
-                    sent += published
-                    for row, envelope in zip(rows[published:], envelopes[published:], strict=True):
-                        row.attempts += 1
-                        try:
-                            self.transport.publish(envelope)
-                        except Exception as exc:  # keep the row for a retry, never lose it
-                            log.exception("event %s on %s failed", row.event_id, row.topic)
-                            row.last_error = str(exc)[:500]
-                            failed = True
-                            break
-                        row.published_at = utcnow()
-                        sent += 1
-                    # One commit per batch: what went out is marked, the failed row keeps its place.
-                    session.commit()
-                    self.failing = failed
-                    if failed:
-                        return sent
+            with self.db.try_exclusive("outbox-drain") as mine:
+                if not mine:  # another process is draining (several server workers); it will
+                    return 0  # pick these rows up, or the next poll will
+                return self._drain_rows(limit)
         finally:
             self._lock.release()
+
+    def _drain_rows(self, limit: int) -> int:
+        """Publish batches until none is left or an event fails (see drain)."""
+        sent = 0
+        while True:
+            with self.db.sessions() as session:
+                rows = session.scalars(
+                    select(OutboxEntry)
+                    .where(OutboxEntry.published_at.is_(None))
+                    .order_by(OutboxEntry.id)
+                    .limit(limit)
+                ).all()
+                if not rows:
+                    self.failing = False
+                    return sent
+                failed = False
+                envelopes = [Envelope(r.event_id, r.topic, r.payload, r.created_at) for r in rows]
+                try:
+                    self.transport.publish_batch(envelopes)
+                    published = len(rows)
+                except Exception:  # find the event that fails, delivering one at a time
+                    published = 0
+                now = utcnow()
+                for row in rows[:published]:
+                    row.attempts += 1
+                    row.published_at = now
+                sent += published
+                for row, envelope in zip(rows[published:], envelopes[published:], strict=True):
+                    row.attempts += 1
+                    try:
+                        self.transport.publish(envelope)
+                    except Exception as exc:  # keep the row for a retry, never lose it
+                        log.exception("event %s on %s failed", row.event_id, row.topic)
+                        row.last_error = str(exc)[:500]
+                        failed = True
+                        break
+                    row.published_at = utcnow()
+                    sent += 1
+                # One commit per batch: what went out is marked, the failed row keeps its place.
+                session.commit()
+                self.failing = failed
+                if failed:
+                    return sent
