@@ -28,6 +28,9 @@ from cityops.core.auth.sessions import issue_token
 from cityops.core.db import Database
 from cityops.core.export import XLSX_MEDIA_TYPE
 from cityops.core.notifications import Notification
+from cityops.perception import service as perception_service
+from cityops.perception.schemas import DeviceCreate
+from cityops.places import service as places_service
 from cityops.places.models import Grid
 from tests.accounts.helpers import login, logout
 
@@ -40,6 +43,9 @@ REFERENCE_PARAMS = {"/api/places/divisions/{code}", "/api/places/grids/{code}", 
 # Open311 is the city's public interface for citizens' reports: it answers without a session, shows only
 # public case types and never personal information. Still checked for leaks.
 OPEN311 = "/open311/v2/"
+# The ThingsBoard device API: the access token in the path is the device's credential (devices have
+# no session), so it answers whoever holds the token. Still checked for leaks.
+DEVICE_API = "/api/v1/"
 # Routes that act on the signed-in user's own session only.
 SELF_ONLY = {"/api/auth/logout", "/logout", "/api/me/password", "/login"}
 
@@ -80,6 +86,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         session.flush()
         notification_id = notice.id
     governance_items = foreign_governance_items(client, db)  # projects, meetings, risks
+    device = foreign_device(client, db)
     logout(client)
     login(client, "village2.grid")
     field_work = foreign_field_work(client, db)  # a visit, a problem report and a patrol
@@ -106,6 +113,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         markers.add(transfer.json()["case_number"])
         markers |= {FOREIGN_PARTY, FOREIGN_PARTY_ID, dispute.json()["case_number"]}
         markers |= field_work.pop("markers")
+        markers |= {device["name"], device["access_token"]}
         number = case.json()["number"]
         return {"user_id": other.id, "prefix": token.prefix, "code": other.scope_code,
                 "markers": markers, "case_id": case.json()["id"], "action": "accept",
@@ -113,8 +121,23 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
                 "fmt": "json", "service_code": "urban-garbage", "service_request_id": number, "token": number,
                 "incident_no": FOREIGN_INCIDENT, "attachment_id": attachment.json()["id"],
                 "notification_id": notification_id,
-                "job_id": export.json()["id"],
+                "job_id": export.json()["id"], "device_id": device["id"],
+                "access_token": device["access_token"],
                 **governance_items, **field_work}
+
+
+def foreign_device(client: TestClient, db: Database) -> dict[str, Any]:
+    """A smoke detector in village 2 that has sent telemetry."""
+    case = foreign_case(db, "village2.operator")
+    with db.session() as session:
+        index = places_service.cache_for(client.app.state).index(session)  # type: ignore[attr-defined]
+        device = perception_service.create_device(session, data=DeviceCreate(
+            name="二村烟感-001", profile="smoke_detector", lon=case["lon"], lat=case["lat"]),
+            index=index, actor=None)
+        found = {"id": device.id, "name": device.name, "access_token": device.access_token}
+    sent = client.post(f"/api/v1/{found['access_token']}/telemetry", json={"smoke": 0.1})
+    assert sent.status_code == 200, sent.text
+    return found
 
 
 FOREIGN_REPORTER = "赵二村"
@@ -255,7 +278,8 @@ def test_village_operator_cannot_read_another_village(app: FastAPI, client: Test
         else:
             response = client.request(method, url, json={}, follow_redirects=False)
         checked += 1
-        takes_record = "{" in path and path not in REFERENCE_PARAMS and not path.startswith(OPEN311)
+        takes_record = ("{" in path and path not in REFERENCE_PARAMS and not path.startswith(OPEN311)
+                        and not path.startswith(DEVICE_API))
         if takes_record:
             assert response.status_code in (403, 404), f"{method} {url} -> {response.status_code}"
         assert response.status_code < 500, f"{method} {url} -> {response.status_code}: {response.text[:300]}"
@@ -275,7 +299,7 @@ def test_village_operator_cannot_create_users_elsewhere(client: TestClient, fore
 def test_every_route_but_the_public_ones_needs_a_signed_in_user(app: FastAPI, client: TestClient,
                                                                 foreign: dict[str, Any]) -> None:
     for method, path in walk_routes(app.routes):
-        if path in PUBLIC_PATHS or method != "GET" or path.startswith(OPEN311):
+        if path in PUBLIC_PATHS or method != "GET" or path.startswith((OPEN311, DEVICE_API)):
             continue
         response = client.get(fill(path, foreign), follow_redirects=False)
         status = response.status_code

@@ -21,6 +21,7 @@ MODEL_MODULES = (
     "cityops.governance.meetings.models",
     "cityops.governance.risks.models",
     "cityops.governance.visits.models",
+    "cityops.perception.models",
 )
 
 

@@ -234,6 +234,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(visits_pages.router)
     governance_events.install(app)
 
+    from cityops.perception import api as perception_api
+
+    app.include_router(perception_api.devices_api)
+    app.include_router(perception_api.router)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         with db.engine.connect() as conn:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # The background scheduler (deadline escalation, webhook delivery) in the app process.
     run_scheduler: bool = True
     page_size_max: int = Field(default=500, ge=1)
+    # Raw telemetry is kept this long (rollups longer); older points are refused at ingestion.
+    telemetry_raw_days: int = Field(default=30, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -4,19 +4,17 @@ pydantic. A bad file raises CaseTypesError naming the file, the line and the fie
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cityops.cases.workflow import LEVELS, WORKFLOWS
 from cityops.core.errors import NotFound, ValidationFailed
+from cityops.core.yaml_config import ConfigFileError, parse_yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "case_types.yaml"
 Level = Literal["village", "township", "county", "city"]
@@ -24,7 +22,7 @@ Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 MAX_TEXT_FIELD = 2000
 
 
-class CaseTypesError(ValueError):
+class CaseTypesError(ConfigFileError):
     """A case types file that cannot be used; the message names the line."""
 
 
@@ -230,48 +228,10 @@ class CaseTypes(_Strict):
             raise NotFound(f"case type {code!r} is no longer configured") from None
 
 
-def _node_at(node: Node, loc: tuple[int | str, ...]) -> Node:
-    """The deepest YAML node along a pydantic error location (for its line number)."""
-    for key in loc:
-        if isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                if isinstance(key_node, ScalarNode) and key_node.value == str(key):
-                    node = value_node
-                    break
-            else:
-                return node
-        elif isinstance(node, SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
-
-
 def parse(text: str, *, source: str = "case types") -> CaseTypes:
     """Validate a case types document; CaseTypesError names the line of the first problem."""
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise CaseTypesError(f"{source}{line}: not valid YAML: {exc.problem}") from None
-    if root is None or not isinstance(data, dict):
-        raise CaseTypesError(f"{source}: expected a mapping with number_prefix and types")
-    try:
-        return CaseTypes.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and re.fullmatch(r"[a-z-]+\[.*\]", p)))
-        node = _node_at(root, loc)
-        where = ".".join(str(p) for p in loc) or "document"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise CaseTypesError(
-            f"{source} line {node.start_mark.line + 1}: {where}: {first['msg']}{more}") from None
+    return parse_yaml(text, CaseTypes, source=source, expected="a mapping with number_prefix and types",
+                      error=CaseTypesError)
 
 
 def load(path: Path | None = None) -> CaseTypes:

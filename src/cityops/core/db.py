@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import DateTime, MetaData, Table, create_engine, event, insert, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -57,6 +58,14 @@ class Base(DeclarativeBase):
 
 
 Model = TypeVar("Model", bound=Base)
+
+
+def insert_or_ignore(session: Session, model: type[Base]) -> Any:
+    """An INSERT into the model's table that can say ON CONFLICT DO NOTHING / DO UPDATE: SQLite and
+    PostgreSQL share the clause, each through its own dialect's construct."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
 
 
 def insert_all(session: Session, model: type[Model], rows: list[dict[str, Any]], *, key: str) -> list[Model]:

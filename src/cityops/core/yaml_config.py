@@ -1,0 +1,64 @@
+"""Configuration files in YAML validated by a pydantic model, with errors that name the line.
+
+Case types, device profiles and rules are shipped as YAML and overridable per city; a city editing
+one must learn where it went wrong: "case_types.yaml line 42: types.1.sla: ..."."""
+
+from __future__ import annotations
+
+import re
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class ConfigFileError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the line."""
+
+
+def _node_at(node: Node, loc: tuple[int | str, ...]) -> Node:
+    """The deepest YAML node along a pydantic error location (for its line number)."""
+    for key in loc:
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                if isinstance(key_node, ScalarNode) and key_node.value == str(key):
+                    node = value_node
+                    break
+            else:
+                return node
+        elif isinstance(node, SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def parse_yaml(text: str, model: type[Model], *, source: str, expected: str,
+               error: type[ConfigFileError] = ConfigFileError) -> Model:
+    """Validate a YAML document against `model`; `error` names the line of the first problem.
+    `expected` says what the document's top level should be, for an empty or non-mapping file."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise error(f"{source}{line}: not valid YAML: {exc.problem}") from None
+    if root is None or not isinstance(data, dict):
+        raise error(f"{source}: expected {expected}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and re.fullmatch(r"[a-z-]+\[.*\]", p)))
+        node = _node_at(root, loc)
+        where = ".".join(str(p) for p in loc) or "document"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise error(f"{source} line {node.start_mark.line + 1}: {where}: {first['msg']}{more}") from None

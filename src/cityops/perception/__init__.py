@@ -1,0 +1,1 @@
+"""City perception: devices and their profiles, ThingsBoard-compatible ingestion, telemetry storage."""

@@ -1,0 +1,98 @@
+"""Devices, their credentials and attributes, and the telemetry they send.
+
+Telemetry is stored as ThingsBoard stores it: a dictionary of key names (a point carries a small key
+id, not the name), the latest value per device and key, and the raw history keyed by (device, key,
+ts), so a message delivered twice is stored once. Numbers and booleans (1/0) go to `num`, text and
+JSON to `text`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cityops.core.db import Base, utcnow
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    profile_code: Mapped[str] = mapped_column(String(40), index=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    grid_code: Mapped[str | None] = mapped_column(String(15), default=None)
+    village_code: Mapped[str] = mapped_column(String(12))
+    division_code: Mapped[str] = mapped_column(String(15), index=True)
+    # The department that owns the device and receives its alarms.
+    org_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id", ondelete="SET NULL"),
+                                                    default=None, index=True)
+    # ThingsBoard's device access token: the device sends it, so it is kept as it is (shown to
+    # administrators only); None once revoked.
+    access_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    token_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_activity_at: Mapped[datetime | None] = mapped_column(default=None)
+    synthetic: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceAttribute(Base):
+    """Attributes as ThingsBoard has them: client (sent by the device), shared (set by the platform,
+    read by the device), server (the platform's own)."""
+
+    __tablename__ = "device_attributes"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TelemetryKeyName(Base):
+    __tablename__ = "telemetry_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class TelemetryLatest(Base):
+    __tablename__ = "telemetry_latest"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger)  # milliseconds since the epoch, as devices send it
+    num: Mapped[float | None] = mapped_column(Float, default=None)
+    text: Mapped[str | None] = mapped_column(String(2000), default=None)
+
+
+class TelemetryPoint(Base):
+    """Raw history. No row id on SQLite: the key (device, key, ts) is the table, ~30 bytes a point."""
+
+    __tablename__ = "telemetry_raw"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    num: Mapped[float | None] = mapped_column(Float, default=None)
+    text: Mapped[str | None] = mapped_column(String(2000), default=None)
+
+
+class IngestRejection(Base):
+    """A message that was not stored, and why: the dead-letter list of ingestion."""
+
+    __tablename__ = "ingest_rejections"
+    __table_args__ = (Index("ix_ingest_rejections_reason_at", "reason", "received_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    transport: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(24))
+    message: Mapped[str] = mapped_column(String(300))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), default=None)
+    token_prefix: Mapped[str | None] = mapped_column(String(8), default=None)
+    excerpt: Mapped[str] = mapped_column(String(500), default="")

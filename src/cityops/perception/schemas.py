@@ -1,0 +1,86 @@
+"""Pydantic schemas of the perception API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["online", "offline", "inactive"]
+
+
+class DeviceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=120)
+    profile: str = Field(min_length=1, max_length=40)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+
+
+class UnitRef(BaseModel):
+    id: int
+    code: str
+    name: str
+
+
+class LatestValue(BaseModel):
+    ts: int
+    value: float | str | None
+
+
+class DeviceRead(BaseModel):
+    id: int
+    name: str
+    profile: str
+    profile_name: str
+    kind: str
+    lon: float
+    lat: float
+    grid_code: str | None
+    village_code: str
+    division_code: str
+    org_unit: UnitRef | None
+    status: Status
+    last_activity_at: datetime | None
+    synthetic: bool
+    # Only for those who manage devices; None for everyone else and once revoked.
+    access_token: str | None = None
+    latest: dict[str, LatestValue] = Field(default_factory=dict)
+
+
+class DevicePage(BaseModel):
+    items: list[DeviceRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class SeriesRead(BaseModel):
+    key: str
+    unit: str | None
+    points: list[tuple[int, float | str | None]]
+
+
+class RejectionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    received_at: datetime
+    transport: str
+    reason: str
+    message: str
+    device_id: int | None
+    token_prefix: str | None
+    excerpt: str
+
+
+class RejectionsRead(BaseModel):
+    counts: dict[str, int]
+    items: list[RejectionRead]
+
+
+class AttributesRead(BaseModel):
+    client: dict[str, Any]
+    shared: dict[str, Any]

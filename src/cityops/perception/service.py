@@ -1,0 +1,322 @@
+"""Devices and their credentials, ingestion of what they send, and reading it back in scope.
+
+Services flush, never commit: the request or the caller's unit of work commits. Ingestion over HTTP
+goes through a group commit: uploads arriving together are stored in one transaction, each device
+answered on its own."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
+from sqlalchemy.orm import Session
+
+from cityops.core.auth.models import OrgUnit, User
+from cityops.core.auth.roles import has_permission
+from cityops.core.auth.scope import authorize, scope_filter
+from cityops.core.db import insert_or_ignore, utcnow
+from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
+from cityops.core.group_commit import GroupCommit
+from cityops.perception import profiles
+from cityops.perception import repository as repo
+from cityops.perception.ingest import IngestRejected, Point
+from cityops.perception.models import (
+    Device,
+    DeviceAttribute,
+    IngestRejection,
+    TelemetryLatest,
+    TelemetryPoint,
+)
+from cityops.perception.schemas import (
+    AttributesRead,
+    DeviceCreate,
+    DevicePage,
+    DeviceRead,
+    LatestValue,
+    RejectionRead,
+    RejectionsRead,
+    SeriesRead,
+    Status,
+    UnitRef,
+)
+from cityops.places import service as places_service
+from cityops.places.index import PlaceIndex
+
+STATUSES = ("online", "offline", "inactive")
+
+
+# --- ingestion ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What one device sent in one message: points, client attributes, or the reason it was refused
+    before storing (kept in the dead-letter list)."""
+
+    token: str
+    transport: str
+    points: Sequence[Point] = ()
+    attributes: dict[str, Any] | None = None
+    rejected: IngestRejected | None = None
+    excerpt: str = ""
+
+
+def store_uploads(session: Session, uploads: Sequence[Upload], *,
+                  now: datetime | None = None) -> list[CityopsError | None]:
+    """Store the uploads of a batch; per upload None, or the error refusing it (recorded as a
+    rejection with its reason, in the same transaction)."""
+    now = now or utcnow()
+    devices = repo.devices_by_token(session, [u.token for u in uploads])
+    outcomes: list[CityopsError | None] = []
+    rejections: list[dict[str, Any]] = []
+    points: list[tuple[int, Point]] = []
+    attributes: dict[tuple[int, str], Any] = {}
+    active: set[int] = set()
+    for upload in uploads:
+        device = devices.get(upload.token)
+        error = upload.rejected or (None if device is not None else IngestRejected(
+            "unknown_token", "unknown or revoked device access token", status=401))
+        if error is not None:
+            rejections.append({"received_at": now, "transport": upload.transport, "reason": error.reason,
+                               "message": error.message[:300], "device_id": device.id if device else None,
+                               "token_prefix": upload.token[:4] or None, "excerpt": upload.excerpt[:500]})
+            outcomes.append(error)
+            continue
+        assert device is not None
+        active.add(device.id)
+        points.extend((device.id, p) for p in upload.points)
+        for key, value in (upload.attributes or {}).items():
+            attributes[(device.id, key)] = value
+        outcomes.append(None)
+    if points:
+        _store_points(session, points)
+    if attributes:
+        stmt = insert_or_ignore(session, DeviceAttribute)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=["device_id", "scope", "key"],
+            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}),
+            [{"device_id": d, "scope": "client", "key": k, "value": v, "updated_at": now}
+             for (d, k), v in attributes.items()])
+    if active:
+        session.execute(update(Device).where(Device.id.in_(active)).values(last_activity_at=now))
+    if rejections:
+        session.execute(insert(IngestRejection), rejections)
+    return outcomes
+
+
+def _store_points(session: Session, points: Sequence[tuple[int, Point]]) -> None:
+    ids = repo.key_ids(session, {p.key for _, p in points})
+    rows = [{"device_id": d, "key_id": ids[p.key], "ts": p.ts, "num": p.num, "text": p.text}
+            for d, p in points]
+    # A point delivered again (a retried request, an MQTT redelivery) is stored once.
+    session.execute(insert_or_ignore(session, TelemetryPoint).on_conflict_do_nothing(), rows)
+    newest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for row in rows:
+        slot = (row["device_id"], row["key_id"])
+        if slot not in newest or row["ts"] >= newest[slot]["ts"]:
+            newest[slot] = row
+    stmt = insert_or_ignore(session, TelemetryLatest)
+    latest = TelemetryLatest.__table__.c
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["device_id", "key_id"],
+        set_={"ts": stmt.excluded.ts, "num": stmt.excluded.num, "text": stmt.excluded.text},
+        where=stmt.excluded.ts >= latest.ts), list(newest.values()))
+
+
+def ingest_queue(state: Any) -> GroupCommit[Upload, None, None]:
+    """The group commit of HTTP ingestion on an app's state (created on first use)."""
+    queue: GroupCommit[Upload, None, None] | None = getattr(state, "perception_ingest", None)
+    if queue is None:
+        queue = GroupCommit(state.db, name="device-ingest", write=store_uploads,
+                            answer=lambda _session, _upload, _written: None)
+        state.perception_ingest = queue
+    return queue
+
+
+def attributes_for(session: Session, *, token: str, client_keys: Sequence[str],
+                   shared_keys: Sequence[str]) -> AttributesRead:
+    """A device reading its client and shared attributes (all of a scope when no keys are named)."""
+    device = repo.devices_by_token(session, [token]).get(token)
+    if device is None:
+        raise IngestRejected("unknown_token", "unknown or revoked device access token", status=401)
+    rows = session.scalars(select(DeviceAttribute).where(DeviceAttribute.device_id == device.id,
+                                                         DeviceAttribute.scope.in_(("client", "shared"))))
+    wanted = {"client": set(client_keys), "shared": set(shared_keys)}
+    answer: dict[str, dict[str, Any]] = {"client": {}, "shared": {}}
+    for row in rows:
+        if not wanted[row.scope] or row.key in wanted[row.scope]:
+            answer[row.scope][row.key] = row.value
+    return AttributesRead(**answer)
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(15)  # 20 characters, like ThingsBoard's
+
+
+def status_of(device: Device, *, now: datetime) -> Status:
+    if device.last_activity_at is None:
+        return "inactive"
+    profile = profiles.registry().get(device.profile_code)
+    quiet = now - device.last_activity_at
+    return "online" if quiet <= timedelta(seconds=profile.offline_after_s) else "offline"
+
+
+def _status_condition(status: str, now: datetime) -> ColumnElement[bool]:
+    if status == "inactive":
+        return Device.last_activity_at.is_(None)
+    recent = or_(*(and_(Device.profile_code == p.code,
+                        Device.last_activity_at >= now - timedelta(seconds=p.offline_after_s))
+                   for p in profiles.registry().profiles))
+    return recent if status == "online" else and_(Device.last_activity_at.is_not(None), ~recent)
+
+
+def _may_manage(viewer: User | None) -> bool:
+    return viewer is None or has_permission(viewer, "devices.manage")
+
+
+def to_read(session: Session, device: Device, *, viewer: User | None, now: datetime,
+            with_latest: bool = False) -> DeviceRead:
+    profile = profiles.registry().get(device.profile_code)
+    unit = session.get(OrgUnit, device.org_unit_id) if device.org_unit_id is not None else None
+    latest: dict[str, LatestValue] = {}
+    if with_latest:
+        rows = repo.latest(session, device.id)
+        names = repo.key_names(session, [r.key_id for r in rows])
+        latest = {names[r.key_id]: LatestValue(ts=r.ts, value=r.num if r.text is None else r.text)
+                  for r in rows if r.key_id in names}
+    return DeviceRead(
+        id=device.id, name=device.name, profile=profile.code, profile_name=profile.name_zh, kind=profile.kind,
+        lon=device.lon, lat=device.lat, grid_code=device.grid_code, village_code=device.village_code,
+        division_code=device.division_code,
+        org_unit=UnitRef(id=unit.id, code=unit.code, name=unit.name) if unit else None,
+        status=status_of(device, now=now), last_activity_at=device.last_activity_at,
+        synthetic=device.synthetic, access_token=device.access_token if _may_manage(viewer) else None,
+        latest=latest)
+
+
+def _check_manage(actor: User | None) -> None:
+    if not _may_manage(actor):
+        raise Forbidden("your role may not manage devices (needs permission 'devices.manage')")
+
+
+def create_device(session: Session, *, data: DeviceCreate, index: PlaceIndex, actor: User | None,
+                  synthetic: bool = False, now: datetime | None = None) -> Device:
+    """Register a device at a point: its grid and village from the point, its owning department
+    from the profile, and a new access token."""
+    _check_manage(actor)
+    profile = profiles.registry().get(data.profile)
+    try:
+        hit = places_service.lookup_point(index, lon=data.lon, lat=data.lat)
+    except NotFound as exc:
+        raise ValidationFailed(exc.message, field="lon") from None
+    if hit.village is None:
+        raise ValidationFailed(f"point ({data.lon}, {data.lat}) lies in no village", field="lon")
+    division = hit.grid.code if hit.grid else hit.village.code
+    if actor is not None:
+        authorize(actor, division_code=division, resource="division", resource_id=division, hide=False)
+    name = data.name.strip()
+    if session.scalar(select(Device.id).where(Device.name == name)) is not None:
+        raise Conflict(f"a device named {name!r} exists already", field="name")
+    unit_id = session.scalar(select(OrgUnit.id).where(OrgUnit.code == f"dept-{profile.department}"))
+    now = now or utcnow()
+    device = Device(name=name, profile_code=profile.code, lon=hit.lon, lat=hit.lat,
+                    grid_code=hit.grid.code if hit.grid else None, village_code=hit.village.code,
+                    division_code=division, org_unit_id=unit_id, access_token=new_token(),
+                    token_changed_at=now, synthetic=synthetic, created_at=now)
+    session.add(device)
+    session.flush()
+    return device
+
+
+def visible_device(session: Session, *, viewer: User | None, device_id: int) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise NotFound(f"device {device_id} not found")
+    if viewer is not None:
+        authorize(viewer, division_code=device.division_code, org_unit_id=device.org_unit_id,
+                  resource="device", resource_id=device_id)
+    return device
+
+
+def rotate_token(session: Session, *, actor: User | None, device_id: int) -> Device:
+    """A new access token; the old one stops working at once."""
+    device = visible_device(session, viewer=actor, device_id=device_id)
+    _check_manage(actor)
+    device.access_token = new_token()
+    device.token_changed_at = utcnow()
+    session.flush()
+    return device
+
+
+def revoke_token(session: Session, *, actor: User | None, device_id: int) -> Device:
+    device = visible_device(session, viewer=actor, device_id=device_id)
+    _check_manage(actor)
+    device.access_token = None
+    device.token_changed_at = utcnow()
+    session.flush()
+    return device
+
+
+def _list_condition(viewer: User | None, *, profile: str | None, status: str | None,
+                    q: str | None, now: datetime) -> ColumnElement[bool]:
+    conditions = [scope_filter(viewer, Device.division_code, Device.org_unit_id) if viewer else true()]
+    if profile:
+        conditions.append(Device.profile_code == profiles.registry().get(profile).code)
+    if status:
+        if status not in STATUSES:
+            raise ValidationFailed(f"unknown status {status!r}; known: {', '.join(STATUSES)}", field="status")
+        conditions.append(_status_condition(status, now))
+    if q:
+        conditions.append(Device.name.contains(q.strip(), autoescape=True) if q.strip() else false())
+    return and_(*conditions)
+
+
+def list_devices(session: Session, *, viewer: User | None, profile: str | None = None,
+                 status: str | None = None, q: str | None = None, limit: int = 50,
+                 offset: int = 0) -> DevicePage:
+    now = utcnow()
+    condition = _list_condition(viewer, profile=profile, status=status, q=q, now=now)
+    rows = session.scalars(repo.device_page(condition).limit(limit).offset(offset)).all()
+    return DevicePage(items=[to_read(session, d, viewer=viewer, now=now) for d in rows],
+                      total=repo.count(session, condition), limit=limit, offset=offset)
+
+
+def get_device(session: Session, *, viewer: User | None, device_id: int) -> DeviceRead:
+    device = visible_device(session, viewer=viewer, device_id=device_id)
+    return to_read(session, device, viewer=viewer, now=utcnow(), with_latest=True)
+
+
+def series(session: Session, *, viewer: User | None, device_id: int, key: str | None,
+           start: datetime | None = None,
+           end: datetime | None = None, limit: int = 1000) -> SeriesRead:
+    """The raw points of one key in a period (default the last 24 hours), oldest first."""
+    device = visible_device(session, viewer=viewer, device_id=device_id)
+    if not key:
+        raise ValidationFailed("name the key of the series", field="key")
+    end = end or utcnow()
+    start = start or end - timedelta(hours=24)
+    if start > end:
+        raise ValidationFailed("start is after end", field="start")
+    profile = profiles.registry().get(device.profile_code)
+    spec = profile.key(key)
+    key_id = repo.key_ids_known(session, [key]).get(key)
+    rows = [] if key_id is None else repo.series(session, device.id, key_id, int(start.timestamp() * 1000),
+                                                 int(end.timestamp() * 1000), limit)
+    return SeriesRead(key=key, unit=spec.unit if spec else None,
+                      points=[(r.ts, r.num if r.text is None else r.text) for r in rows])
+
+
+def rejections(session: Session, *, viewer: User | None, reason: str | None = None,
+               limit: int = 100) -> RejectionsRead:
+    """The dead-letter list of ingestion: counts by reason and the newest rejected messages."""
+    _check_manage(viewer)
+    counts = repo.rejection_counts(session)
+    rows = repo.recent_rejections(session, reason=reason, limit=limit)
+    return RejectionsRead(counts=counts, items=[RejectionRead.model_validate(r) for r in rows])
