@@ -29,7 +29,6 @@ from cityops.perception.models import (
     DeviceAttribute,
     IngestRejection,
     TelemetryLatest,
-    TelemetryPoint,
 )
 from cityops.perception.schemas import (
     AttributesRead,
@@ -88,7 +87,8 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
             continue
         assert device is not None
         active.add(device.id)
-        points.extend((device.id, p) for p in upload.points)
+        device_id = device.id
+        points.extend((device_id, p) for p in upload.points)
         for key, value in (upload.attributes or {}).items():
             attributes[(device.id, key)] = value
         outcomes.append(None)
@@ -109,22 +109,23 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
 
 
 def _store_points(session: Session, points: Sequence[tuple[int, Point]]) -> None:
-    ids = repo.key_ids(session, {p.key for _, p in points})
-    rows = [{"device_id": d, "key_id": ids[p.key], "ts": p.ts, "num": p.num, "text": p.text}
-            for d, p in points]
+    ids = repo.key_ids(session, {p[0] for _, p in points})
+    rows = [(device_id, ids[key], ts, num, text) for device_id, (key, ts, num, text) in points]
     # A point delivered again (a retried request, an MQTT redelivery) is stored once.
-    session.execute(insert_or_ignore(session, TelemetryPoint).on_conflict_do_nothing(), rows)
-    newest: dict[tuple[Any, Any], dict[str, Any]] = {}
+    repo.insert_points(session, rows)
+    newest: dict[tuple[int, int], tuple[int, int, int, float | None, str | None]] = {}
     for row in rows:
-        slot = (row["device_id"], row["key_id"])
-        if slot not in newest or row["ts"] >= newest[slot]["ts"]:
+        slot = (row[0], row[1])
+        if slot not in newest or row[2] >= newest[slot][2]:
             newest[slot] = row
     stmt = insert_or_ignore(session, TelemetryLatest)
     latest = TelemetryLatest.__table__.c
     session.execute(stmt.on_conflict_do_update(
         index_elements=["device_id", "key_id"],
         set_={"ts": stmt.excluded.ts, "num": stmt.excluded.num, "text": stmt.excluded.text},
-        where=stmt.excluded.ts >= latest.ts), list(newest.values()))
+        where=stmt.excluded.ts >= latest.ts),
+        [{"device_id": d, "key_id": k, "ts": ts, "num": num, "text": text}
+         for d, k, ts, num, text in newest.values()])
 
 
 def ingest_queue(state: Any) -> GroupCommit[Upload, None, None]:
