@@ -35,6 +35,10 @@ from cityops.governance.risks.cli import app as governance_app  # noqa: E402
 
 app.add_typer(governance_app, name="governance")
 
+from cityops.perception.cli import app as devices_app  # noqa: E402
+
+app.add_typer(devices_app, name="devices")
+
 from cityops.demo.cli import app as demo_app  # noqa: E402
 
 app.add_typer(demo_app, name="demo")

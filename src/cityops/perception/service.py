@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from cityops.core.auth.scope import authorize, scope_filter
 from cityops.core.db import insert_or_ignore, utcnow
 from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
 from cityops.core.group_commit import GroupCommit
+from cityops.core.tables import read_table
 from cityops.perception import profiles
 from cityops.perception import repository as repo
 from cityops.perception.ingest import IngestRejected, Point
@@ -321,3 +323,47 @@ def rejections(session: Session, *, viewer: User | None, reason: str | None = No
     counts = repo.rejection_counts(session)
     rows = repo.recent_rejections(session, reason=reason, limit=limit)
     return RejectionsRead(counts=counts, items=[RejectionRead.model_validate(r) for r in rows])
+
+
+# --- bulk import --------------------------------------------------------------------------------
+
+IMPORT_COLUMNS = {"名称": "name", "设备名称": "name", "类型": "profile", "设备类型": "profile",
+                  "经度": "lon", "纬度": "lat"}
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    created: int
+    rejected: list[tuple[int, str, str]]  # (line, field, reason)
+
+
+def import_devices(session: Session, *, data: bytes, filename: str, index: PlaceIndex,
+                   actor: User | None) -> ImportReport:
+    """Register the devices of a CSV or Excel file (columns name, profile, lon, lat, or 名称, 类型,
+    经度, 纬度); a row that cannot be registered is reported with its line and reason, the others are."""
+    _check_manage(actor)
+    created, rejected = 0, []
+    for line, row in read_table(data, filename, aliases=IMPORT_COLUMNS):
+        try:
+            values = {k: (str(row[k]).strip() if row.get(k) is not None else "") for k in
+                      ("name", "profile", "lon", "lat")}
+            try:
+                point = {"lon": float(values["lon"]), "lat": float(values["lat"])}
+            except ValueError:
+                raise ValidationFailed("lon and lat must be numbers (WGS84 degrees)", field="lon") from None
+            body = DeviceCreate(name=values["name"], profile=values["profile"], **point)
+        except PydanticValidationError as exc:
+            error = exc.errors()[0]
+            rejected.append((line, ".".join(str(p) for p in error["loc"]), error["msg"]))
+            continue
+        except CityopsError as exc:
+            rejected.append((line, exc.field or "", exc.message))
+            continue
+        try:
+            with session.begin_nested():  # a row that fails takes nothing else with it
+                create_device(session, data=body, index=index, actor=actor)
+        except CityopsError as exc:
+            rejected.append((line, exc.field or "", exc.message))
+            continue
+        created += 1
+    return ImportReport(created=created, rejected=rejected)
