@@ -235,9 +235,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     governance_events.install(app)
 
     from cityops.perception import api as perception_api
+    from cityops.perception import pages as perception_pages
 
     app.include_router(perception_api.devices_api)
     app.include_router(perception_api.router)
+    app.include_router(perception_pages.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -26,7 +26,8 @@ class UnitRef(BaseModel):
 
 
 class LatestValue(BaseModel):
-    ts: int
+    ts: int  # milliseconds since the epoch, as the device sent it
+    at: datetime
     value: float | str | None
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -48,6 +48,8 @@ from cityops.places import service as places_service
 from cityops.places.index import PlaceIndex
 
 STATUSES = ("online", "offline", "inactive")
+MAX_EXPORT = 100_000
+MAP_POINTS = 5_000
 
 
 # --- ingestion ----------------------------------------------------------------------------------
@@ -192,7 +194,8 @@ def to_read(session: Session, device: Device, *, viewer: User | None, now: datet
     if with_latest:
         rows = repo.latest(session, device.id)
         names = repo.key_names(session, [r.key_id for r in rows])
-        latest = {names[r.key_id]: LatestValue(ts=r.ts, value=r.num if r.text is None else r.text)
+        latest = {names[r.key_id]: LatestValue(ts=r.ts, at=datetime.fromtimestamp(r.ts / 1000, UTC),
+                                               value=r.num if r.text is None else r.text)
                   for r in rows if r.key_id in names}
     return DeviceRead(
         id=device.id, name=device.name, profile=profile.code, profile_name=profile.name_zh, kind=profile.kind,
@@ -289,6 +292,16 @@ def list_devices(session: Session, *, viewer: User | None, profile: str | None =
     rows = session.scalars(repo.device_page(condition).limit(limit).offset(offset)).all()
     return DevicePage(items=[to_read(session, d, viewer=viewer, now=now) for d in rows],
                       total=repo.count(session, condition), limit=limit, offset=offset)
+
+
+def map_points(session: Session, *, viewer: User | None, profile: str | None = None,
+               status: str | None = None, q: str | None = None) -> list[dict[str, Any]]:
+    """Where the listed devices are, with their status, for the map (the first MAP_POINTS)."""
+    now = utcnow()
+    condition = _list_condition(viewer, profile=profile, status=status, q=q, now=now)
+    rows = session.scalars(repo.device_page(condition).limit(MAP_POINTS)).all()
+    return [{"id": d.id, "name": d.name, "lon": d.lon, "lat": d.lat, "status": status_of(d, now=now)}
+            for d in rows]
 
 
 def get_device(session: Session, *, viewer: User | None, device_id: int) -> DeviceRead:

@@ -1,0 +1,104 @@
+"""Device pages: the list with a map of status (/devices), a device with its latest values, charts
+and token (/devices/{id}), and the dead letters of ingestion (/devices/rejections)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from cityops.core.auth.deps import CurrentUser
+from cityops.core.auth.roles import has_permission
+from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from cityops.core.errors import CityopsError, Forbidden
+from cityops.core.export import xlsx_response
+from cityops.core.i18n import N_
+from cityops.core.templating import NavItem, form_refusal, register_nav, render
+from cityops.perception import profiles, service
+from cityops.perception.api import MAX_ID
+
+router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
+register_nav(NavItem("devices", N_("Devices"), "/devices", order=50, permission="devices.view",
+                     description=N_("Sensors and cameras of the city: where they are, whether they report, "
+                                    "and what they measured.")))
+STATUS_LABELS = {"online": N_("Online"), "offline": N_("Offline"), "inactive": N_("Never reported")}
+REASON_LABELS = {"too_large": N_("Too large"), "malformed_json": N_("Not valid JSON"),
+                 "bad_shape": N_("Not a ThingsBoard payload"), "bad_value": N_("Bad value"),
+                 "ts_out_of_range": N_("Timestamp out of range"),
+                 "unknown_token": N_("Unknown or revoked token")}
+EXPORT_HEADERS = ("ID", "Name", "Profile", "Status", "Division", "Department", "Longitude", "Latitude",
+                  "Last activity")
+PAGE = 50
+
+
+def _check_view(user: CurrentUser) -> None:
+    if not has_permission(user, "devices.view"):
+        raise Forbidden("your role may not see devices (needs permission 'devices.view')")
+
+
+@router.get("/devices", response_class=HTMLResponse, name="devices", response_model=None)
+def devices(request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+            profile: Annotated[str | None, Query(max_length=40)] = None,
+            status: Annotated[str | None, Query(max_length=10)] = None,
+            q: Annotated[str | None, Query(max_length=60)] = None,
+            offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+            format: Annotated[str, Query(pattern="^(html|xlsx)$")] = "html") -> Response:
+    """Devices in scope with filters, a map coloured by status, and an Excel export of the list."""
+    _check_view(user)
+    filters = {"profile": profile or None, "status": status or None, "q": q or None}
+    if format == "xlsx":
+        page = service.list_devices(session, viewer=user, limit=service.MAX_EXPORT,
+                                    profile=filters["profile"], status=filters["status"], q=filters["q"])
+        rows = ([d.id, d.name, d.profile_name, d.status, d.division_code,
+                 d.org_unit.name if d.org_unit else "", d.lon, d.lat, d.last_activity_at] for d in page.items)
+        return xlsx_response("设备列表.xlsx", "devices", EXPORT_HEADERS, rows,
+                             timezone=settings.display_timezone)
+    page = service.list_devices(session, viewer=user, limit=PAGE, offset=offset, profile=filters["profile"],
+                                status=filters["status"], q=filters["q"])
+    points = service.map_points(session, viewer=user, profile=filters["profile"], status=filters["status"],
+                                q=filters["q"])
+    return render(request, "perception/devices.html", {
+        "page": page, "points": points, "profiles": profiles.registry().profiles, "filters": filters,
+        "status_labels": STATUS_LABELS, "offset": offset,
+        "may_manage": has_permission(user, "devices.manage")})
+
+
+@router.get("/devices/rejections", response_class=HTMLResponse)
+def rejections(request: Request, session: SessionDep, user: CurrentUser,
+               reason: Annotated[str | None, Query(max_length=24)] = None) -> HTMLResponse:
+    """What ingestion refused: counts by reason and the newest messages with an excerpt."""
+    found = service.rejections(session, viewer=user, reason=reason or None, limit=200)
+    return render(request, "perception/rejections.html", {"found": found, "reason": reason,
+                                                          "reason_labels": REASON_LABELS})
+
+
+def _device_page(request: Request, session: SessionDep, user: CurrentUser, device_id: int, *,
+                 error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    device = service.get_device(session, viewer=user, device_id=device_id)
+    profile = profiles.registry().get(device.profile)
+    return render(request, "perception/device.html", {
+        "device": device, "profile": profile, "status_labels": STATUS_LABELS, "error": error,
+        "chart_keys": [k.key for k in profile.keys if k.type != "string" and k.key in device.latest],
+        "may_manage": has_permission(user, "devices.manage")}, status_code=status_code)
+
+
+@router.get("/devices/{device_id}", response_class=HTMLResponse)
+def device(request: Request, session: SessionDep, user: CurrentUser,
+           device_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
+    _check_view(user)
+    return _device_page(request, session, user, device_id)
+
+
+@router.post("/devices/{device_id}/token", response_class=HTMLResponse, response_model=None)
+def change_token(request: Request, session: SessionDep, user: CurrentUser,
+                 device_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                 action: Annotated[str, Form(pattern="^(rotate|revoke)$")] = "rotate") -> Response:
+    """Rotate or revoke the access token from the device page."""
+    try:
+        change = service.revoke_token if action == "revoke" else service.rotate_token
+        change(session, actor=user, device_id=device_id)
+    except CityopsError as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _device_page(request, session, user, device_id, error=message, status_code=status)
+    return RedirectResponse(f"/devices/{device_id}", status_code=303)
