@@ -85,11 +85,13 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
     from cityops.cases import service as cases_service
     from cityops.core import exports, scheduler, webhooks
     from cityops.governance.risks import service as risks_service
+    from cityops.perception import service as perception_service
 
     settings: Settings = app.state.settings
     export_files = Path(settings.attachments_dir) / "exports"
     jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(settings)),
             risks_service.risks_scan_job(),
+            perception_service.retention_job(keep_days=settings.telemetry_raw_days),
             # Expired exports also go when a new one starts; this catches a quiet server.
             scheduler.Job("exports.purge_expired", 3600,
                           lambda db, now: exports.purge_expired(db, export_files, now=now))]

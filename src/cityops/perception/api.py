@@ -106,10 +106,13 @@ def series(device_id: DeviceId, session: SessionDep, user: Viewer,
            # Required, but checked after the scope: a device outside it answers 404 whatever is asked.
            key: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
            start: Annotated[datetime | None, Query()] = None, end: Annotated[datetime | None, Query()] = None,
-           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> SeriesRead:
-    """The raw points of one key (default the last 24 hours), oldest first."""
+           limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+           every: Annotated[str, Query(pattern="^(raw|1m|1h)$",
+                                       description="raw points, or the average per minute or hour")] = "raw",
+           ) -> SeriesRead:
+    """The points of one key (default the last 24 hours), oldest first."""
     return service.series(session, viewer=user, device_id=device_id, key=key, start=start, end=end,
-                          limit=limit)
+                          limit=limit, every=every)
 
 
 @router.post("/devices/{device_id}/token", response_model=DeviceRead)

@@ -110,3 +110,18 @@ def rotate(device_id: int = typer.Argument(..., help="Device id.")) -> None:
 def revoke(device_id: int = typer.Argument(..., help="Device id.")) -> None:
     """Revoke a device's access token."""
     _token_change(device_id, revoke=True)
+
+
+@app.command()
+def retention() -> None:
+    """Compute the rollups of every hour that received points and delete the raw points older than
+    CITYOPS_TELEMETRY_RAW_DAYS (the server's scheduler does this every ten minutes)."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        report = service.roll_up_and_expire(db, keep_days=settings.telemetry_raw_days)
+    finally:
+        db.dispose()
+    typer.echo(f"rolled up {report.hours_rolled_up} device-key hours; "
+               f"deleted {report.raw_deleted} raw points "
+               f"older than {settings.telemetry_raw_days} days")

@@ -96,3 +96,32 @@ class IngestRejection(Base):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), default=None)
     token_prefix: Mapped[str | None] = mapped_column(String(8), default=None)
     excerpt: Mapped[str] = mapped_column(String(500), default="")
+
+
+class TelemetryRollup(Base):
+    """min/max/sum/count of a key's numeric points per minute (period_s 60) and per hour (3600), kept
+    after the raw points are deleted."""
+
+    __tablename__ = "telemetry_rollups"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start, ms since the epoch
+    min: Mapped[float] = mapped_column(Float)
+    max: Mapped[float] = mapped_column(Float)
+    sum: Mapped[float] = mapped_column(Float)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class TelemetryDirtyHour(Base):
+    """Hours of a device's key that received points since their rollups were last computed: the
+    rollup job recomputes exactly these (points may arrive late, up to the raw retention)."""
+
+    __tablename__ = "telemetry_dirty_hours"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start, ms since the epoch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, event, func, select
 from sqlalchemy.engine import Engine
@@ -14,9 +15,11 @@ from cityops.core.db import insert_or_ignore
 from cityops.perception.models import (
     Device,
     IngestRejection,
+    TelemetryDirtyHour,
     TelemetryKeyName,
     TelemetryLatest,
     TelemetryPoint,
+    TelemetryRollup,
 )
 
 
@@ -131,7 +134,82 @@ def insert_points(session: Session, rows: Sequence[tuple[int, int, int, float | 
     if not rows:
         return
     conn = session.connection()
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    conn.exec_driver_sql(
-        f"INSERT INTO {TelemetryPoint.__tablename__} (device_id, key_id, ts, num, text) "
-        f"VALUES ({', '.join([mark] * 5)}) ON CONFLICT DO NOTHING", list(rows))
+    m = _marks(conn)
+    conn.exec_driver_sql(f"INSERT INTO {TelemetryPoint.__tablename__} (device_id, key_id, ts, num, text) "
+                         f"VALUES ({m}, {m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING", list(rows))
+
+
+HOUR_MS = 3_600_000
+PERIODS_S = (60, 3600)
+
+
+def _marks(conn: Any) -> str:
+    """The driver's placeholder, for statements sent straight to it (SQLite ?, psycopg %s)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def mark_dirty_hours(session: Session, slots: Iterable[tuple[int, int, int]]) -> None:
+    """(device, key id, hour start) that received numeric points, for the rollup job."""
+    rows = list(slots)
+    if not rows:
+        return
+    conn = session.connection()
+    m = _marks(conn)
+    conn.exec_driver_sql(f"INSERT INTO {TelemetryDirtyHour.__tablename__} (device_id, key_id, hour) "
+                         f"VALUES ({m}, {m}, {m}) ON CONFLICT DO NOTHING", rows)
+
+
+def take_dirty_hours(session: Session, *, before_ms: int, limit: int) -> list[tuple[int, int, int]]:
+    """Up to `limit` dirty hours starting before `before_ms`, removed from the list in this
+    transaction (a point arriving meanwhile marks its hour again)."""
+    rows = [(d, k, h) for d, k, h in session.execute(
+        select(TelemetryDirtyHour.device_id, TelemetryDirtyHour.key_id, TelemetryDirtyHour.hour)
+        .where(TelemetryDirtyHour.hour < before_ms).limit(limit))]
+    if rows:
+        conn = session.connection()
+        m = _marks(conn)
+        conn.exec_driver_sql(f"DELETE FROM {TelemetryDirtyHour.__tablename__} WHERE device_id = {m} "
+                             f"AND key_id = {m} AND hour = {m}", rows)
+    return rows
+
+
+def recompute_rollups(session: Session, hours: Sequence[tuple[int, int, int]]) -> None:
+    """The minute and hour rollups of these hours, computed again from the raw points."""
+    if not hours:
+        return
+    conn = session.connection()
+    m = _marks(conn)
+    ranges = [(d, k, h, h + HOUR_MS) for d, k, h in hours]
+    conn.exec_driver_sql(f"DELETE FROM {TelemetryRollup.__tablename__} WHERE device_id = {m} "
+                         f"AND key_id = {m} AND bucket >= {m} AND bucket < {m}", ranges)
+    for period in PERIODS_S:
+        bucket = f"(ts / {period * 1000}) * {period * 1000}"  # integer division on both databases
+        conn.exec_driver_sql(
+            f"INSERT INTO {TelemetryRollup.__tablename__} (device_id, key_id, period_s, bucket, min, max, "
+            f"sum, count) SELECT device_id, key_id, {period}, {bucket}, min(num), max(num), sum(num), "
+            f"count(num) FROM {TelemetryPoint.__tablename__} WHERE device_id = {m} AND key_id = {m} "
+            f"AND ts >= {m} AND ts < {m} AND num IS NOT NULL GROUP BY device_id, key_id, {bucket}", ranges)
+
+
+def delete_raw_before(session: Session, cutoff_ms: int) -> int:
+    """Delete raw points older than the cutoff, per (device, key) so the primary key does the finding."""
+    pairs = [(d, k, cutoff_ms) for d, k in session.execute(
+        select(TelemetryLatest.device_id, TelemetryLatest.key_id))]
+    if not pairs:
+        return 0
+    conn = session.connection()
+    m = _marks(conn)
+    deleted = conn.exec_driver_sql(f"DELETE FROM {TelemetryPoint.__tablename__} WHERE device_id = {m} "
+                                   f"AND key_id = {m} AND ts < {m}", pairs)
+    return max(deleted.rowcount, 0)
+
+
+def rollups(session: Session, device_id: int, key_id: int, period_s: int, start_ms: int, end_ms: int,
+            limit: int) -> list[TelemetryRollup]:
+    rows = session.scalars(
+        select(TelemetryRollup)
+        .where(TelemetryRollup.device_id == device_id, TelemetryRollup.key_id == key_id,
+               TelemetryRollup.period_s == period_s, TelemetryRollup.bucket >= start_ms,
+               TelemetryRollup.bucket <= end_ms)
+        .order_by(TelemetryRollup.bucket.desc()).limit(limit))
+    return list(reversed(list(rows)))

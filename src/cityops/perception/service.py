@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.roles import has_permission
 from cityops.core.auth.scope import authorize, scope_filter
-from cityops.core.db import insert_or_ignore, utcnow
+from cityops.core.db import Database, insert_or_ignore, utcnow
 from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
 from cityops.core.group_commit import GroupCommit
+from cityops.core.scheduler import Job
 from cityops.core.tables import read_table
 from cityops.perception import profiles
 from cityops.perception import repository as repo
@@ -117,6 +118,8 @@ def _store_points(session: Session, points: Sequence[tuple[int, Point]]) -> None
     rows = [(device_id, ids[key], ts, num, text) for device_id, (key, ts, num, text) in points]
     # A point delivered again (a retried request, an MQTT redelivery) is stored once.
     repo.insert_points(session, rows)
+    repo.mark_dirty_hours(session, {(d, k, ts - ts % repo.HOUR_MS)
+                                    for d, k, ts, num, _text in rows if num is not None})
     newest: dict[tuple[int, int], tuple[int, int, int, float | None, str | None]] = {}
     for row in rows:
         slot = (row[0], row[1])
@@ -310,23 +313,30 @@ def get_device(session: Session, *, viewer: User | None, device_id: int) -> Devi
 
 
 def series(session: Session, *, viewer: User | None, device_id: int, key: str | None,
-           start: datetime | None = None,
-           end: datetime | None = None, limit: int = 1000) -> SeriesRead:
-    """The raw points of one key in a period (default the last 24 hours), oldest first."""
+           start: datetime | None = None, end: datetime | None = None, limit: int = 1000,
+           every: str = "raw") -> SeriesRead:
+    """The points of one key in a period (default the last 24 hours), oldest first: raw, or the
+    average per minute ("1m") or hour ("1h") from the rollups, which outlive the raw points."""
     device = visible_device(session, viewer=viewer, device_id=device_id)
     if not key:
         raise ValidationFailed("name the key of the series", field="key")
+    if every not in ("raw", "1m", "1h"):
+        raise ValidationFailed("every is raw, 1m or 1h", field="every")
     end = end or utcnow()
     start = start or end - timedelta(hours=24)
     if start > end:
         raise ValidationFailed("start is after end", field="start")
-    profile = profiles.registry().get(device.profile_code)
-    spec = profile.key(key)
+    spec = profiles.registry().get(device.profile_code).key(key)
     key_id = repo.key_ids_known(session, [key]).get(key)
-    rows = [] if key_id is None else repo.series(session, device.id, key_id, int(start.timestamp() * 1000),
-                                                 int(end.timestamp() * 1000), limit)
-    return SeriesRead(key=key, unit=spec.unit if spec else None,
-                      points=[(r.ts, r.num if r.text is None else r.text) for r in rows])
+    span = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+    points: list[tuple[int, float | str | None]] = []
+    if key_id is not None and every == "raw":
+        points = [(r.ts, r.num if r.text is None else r.text)
+                  for r in repo.series(session, device.id, key_id, *span, limit)]
+    elif key_id is not None:
+        points = [(r.bucket, r.sum / r.count) for r in repo.rollups(
+            session, device.id, key_id, 60 if every == "1m" else 3600, *span, limit) if r.count]
+    return SeriesRead(key=key, unit=spec.unit if spec else None, points=points)
 
 
 def rejections(session: Session, *, viewer: User | None, reason: str | None = None,
@@ -380,3 +390,37 @@ def import_devices(session: Session, *, data: bytes, filename: str, index: Place
             continue
         created += 1
     return ImportReport(created=created, rejected=rejected)
+
+
+# --- rollups and retention ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    hours_rolled_up: int
+    raw_deleted: int
+
+
+def roll_up_and_expire(db: Database, *, keep_days: int, now: datetime | None = None,
+                       batch: int = 2000) -> RetentionReport:
+    """Recompute the minute and hour rollups of every hour that received points, then delete the raw
+    points older than `keep_days` (their rollups stay). Each batch of hours is its own transaction."""
+    now = now or utcnow()
+    now_ms = int(now.timestamp() * 1000)
+    rolled = 0
+    while True:
+        with db.session() as session:
+            hours = repo.take_dirty_hours(session, before_ms=now_ms, limit=batch)
+            repo.recompute_rollups(session, hours)
+        rolled += len(hours)
+        if len(hours) < batch:
+            break
+    with db.session() as session:
+        deleted = repo.delete_raw_before(session, now_ms - keep_days * 86_400_000)
+    return RetentionReport(hours_rolled_up=rolled, raw_deleted=deleted)
+
+
+def retention_job(*, keep_days: int, interval_s: int = 600) -> Job:
+    """'perception.rollups_and_retention' for the scheduler."""
+    return Job("perception.rollups_and_retention", interval_s,
+               lambda db, now: roll_up_and_expire(db, keep_days=keep_days, now=now))
