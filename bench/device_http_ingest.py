@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,14 @@ def stored_points(url: str) -> int:
         db.dispose()
 
 
+def bytes_per_point() -> float:
+    """Pages of the raw table (SQLite's dbstat) per stored point."""
+    with sqlite3.connect(SQLITE_FILE) as conn:
+        size = conn.execute("SELECT sum(pgsize) FROM dbstat WHERE name = 'telemetry_raw'").fetchone()[0]
+        points = conn.execute("SELECT count(*) FROM telemetry_raw").fetchone()[0]
+    return round(size / points, 1) if points else 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=float, default=10.0)
@@ -165,10 +174,12 @@ def main() -> None:
               "values_per_s": round(values / ingest["seconds"], 1),
               "values_answered": values, "values_stored": stored,
               "stored_per_s_wall": round(stored / elapsed, 1),
+              "raw_bytes_per_point": bytes_per_point(),
               "meets_target": values / ingest["seconds"] >= TARGET_VALUES_PER_S and stored >= values
               and ingest["errors"] == 0}
     print(f"sqlite {args.workers} worker(s): {result['values_per_s']:,.0f} values/s "
-          f"({ingest['per_s']:.0f} requests/s, p99 {ingest['p99_ms']} ms), stored {stored:,} of {values:,} | "
+          f"({ingest['per_s']:.0f} requests/s, p99 {ingest['p99_ms']} ms), stored {stored:,} of {values:,}, "
+          f"{result['raw_bytes_per_point']} bytes a point | "
           f"healthz {ceiling['per_s']:.0f}/s", file=sys.stderr)
     save("device_http_ingest", {
         "what": f"POST /api/v1/{{token}}/telemetry with {CLIENTS} connections for {args.duration:g} s, "
