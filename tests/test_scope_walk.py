@@ -29,6 +29,7 @@ from cityops.core.db import Database
 from cityops.core.export import XLSX_MEDIA_TYPE
 from cityops.core.notifications import Notification
 from cityops.perception import service as perception_service
+from cityops.perception.models import Alarm
 from cityops.perception.schemas import DeviceCreate
 from cityops.places import service as places_service
 from cityops.places.models import Grid
@@ -121,7 +122,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
                 "fmt": "json", "service_code": "urban-garbage", "service_request_id": number, "token": number,
                 "incident_no": FOREIGN_INCIDENT, "attachment_id": attachment.json()["id"],
                 "notification_id": notification_id,
-                "job_id": export.json()["id"], "device_id": device["id"],
+                "job_id": export.json()["id"], "device_id": device["id"], "alarm_id": device["alarm_id"],
                 "access_token": device["access_token"],
                 **governance_items, **field_work}
 
@@ -135,8 +136,12 @@ def foreign_device(client: TestClient, db: Database) -> dict[str, Any]:
             name="二村烟感-001", profile="smoke_detector", lon=case["lon"], lat=case["lat"]),
             index=index, actor=None)
         found = {"id": device.id, "name": device.name, "access_token": device.access_token}
-    sent = client.post(f"/api/v1/{found['access_token']}/telemetry", json={"smoke": 0.1})
+    sent = client.post(f"/api/v1/{found['access_token']}/telemetry", json={"smoke": 0.5})  # an alarm
     assert sent.status_code == 200, sent.text
+    with db.sessions() as session:
+        alarm = session.scalar(select(Alarm).where(Alarm.device_id == found["id"]))
+        assert alarm is not None and alarm.case_id is not None  # and the case it opened
+        found["alarm_id"] = alarm.id
     return found
 
 

@@ -242,6 +242,9 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.include_router(perception_api.devices_api)
     app.include_router(perception_api.router)
     app.include_router(perception_pages.router)
+    from cityops.perception import events as perception_events
+
+    perception_events.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -84,7 +84,7 @@ def _fields(rng: random.Random, case_type: case_types.CaseType) -> dict[str, obj
 
 def make_case(session: Session, rng: random.Random, index: PlaceIndex, *, days_ago: float) -> None:
     registry = case_types.registry()
-    case_type = rng.choice(registry.types)
+    case_type = rng.choice(registry.reportable())
     categories = [c for c in case_type.all_categories() if not c.children]
     category = rng.choice(categories)
     pattern, whats = TITLES.get(case_type.code, ("{place}{what}", ("问题",)))

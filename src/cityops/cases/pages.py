@@ -43,6 +43,7 @@ ACTION_LABELS = {
     "resolve": N_("Resolve"), "pause": N_("Pause (waiting on the reporter)"), "resume": N_("Resume"),
     "verify": N_("Verify"), "send_back": N_("Send back"), "close": N_("Close"), "reopen": N_("Reopen"),
     "overdue": N_("Deadline passed"),
+    "alarm": N_("Sensor alarm raised again"), "alarm_cleared": N_("Sensor alarm cleared"),
 }
 LEVEL_LABELS = {"village": N_("Village / community"), "township": N_("Township / street"),
                 "county": N_("County"), "city": N_("City")}

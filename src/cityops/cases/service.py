@@ -317,6 +317,9 @@ def _prepare(session: Session, intake: Intake, index: PlaceIndex,
     Answers the new case's values."""
     data, reporter = intake.data, intake.reporter
     case_type = case_types.registry().get(data.type_code)
+    if case_type.automatic and reporter is not None:
+        raise ValidationFailed(f"cases of type {case_type.code!r} are opened by the platform, not reported",
+                               field="type_code")
     case_type.category(data.category)
     fields = case_type.clean_fields(data.fields)
     where = routing.locate(index, lon=data.lon, lat=data.lat)
@@ -710,6 +713,18 @@ def record_line(session: Session, case: Case, *, action: str, actor: User | None
 
 
 # --- for other packages (governance) ------------------------------------------------------------
+
+
+def note_if_open(session: Session, *, case_id: int, action: str, comment: str | None = None,
+                 data: dict[str, Any] | None = None) -> bool:
+    """A line on the timeline of a case still being worked (e.g. an alarm raised again by the device
+    that opened it); False, and no line, when the case is finished or gone."""
+    case = session.get(Case, case_id)
+    if case is None or case.status in FINAL_STATES:
+        return False
+    record_line(session, case, action=action, actor=None, comment=comment, data=data)
+    return True
+
 
 
 def resolution_levels(session: Session, *, viewer: User, division: str | None = None,

@@ -118,6 +118,8 @@ class CaseType(_Strict):
     workflow: str
     level: Level
     public: bool = False
+    # Opened by the platform itself (sensor alarms), never reported by a person.
+    automatic: bool = False
     sla: dict[Level, Sla]
     categories: tuple[Category, ...] = Field(min_length=1)
     fields: tuple[CustomField, ...] = ()
@@ -212,6 +214,10 @@ class CaseTypes(_Strict):
         if dupes:
             raise ValueError(f"case type codes repeat: {', '.join(dupes)}")
         return self
+
+    def reportable(self) -> tuple[CaseType, ...]:
+        """The types a person may report (not the automatic ones)."""
+        return tuple(t for t in self.types if not t.automatic)
 
     def get(self, code: str) -> CaseType:
         for case_type in self.types:

@@ -14,6 +14,8 @@ from cityops.core.auth.models import User
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.perception import ingest, service
 from cityops.perception.schemas import (
+    AlarmPage,
+    AlarmRead,
     AttributesRead,
     DeviceCreate,
     DevicePage,
@@ -136,3 +138,20 @@ def rejections(session: SessionDep, user: Manager,
     return service.rejections(session, viewer=user, reason=reason or None, limit=limit)
 
 
+
+
+AlarmId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/alarms", response_model=AlarmPage)
+def alarms(session: SessionDep, user: Viewer,
+           active: Annotated[bool, Query(description="Only alarms not cleared")] = True,
+           limit: Annotated[int, Query(ge=1, le=500)] = 100,
+           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> AlarmPage:
+    """Alarms of the devices in your scope, newest first."""
+    return service.list_alarms(session, viewer=user, active_only=active, limit=limit, offset=offset)
+
+
+@router.post("/alarms/{alarm_id}/ack", response_model=AlarmRead)
+def acknowledge(alarm_id: AlarmId, session: SessionDep, user: Viewer) -> AlarmRead:
+    return service.acknowledge(session, actor=user, alarm_id=alarm_id)

@@ -125,3 +125,42 @@ class TelemetryDirtyHour(Base):
     device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # start, ms since the epoch
+
+
+class RuleState(Base):
+    """Where a rule stands for a device: since when its limit has been passed (for the minimum
+    duration) and whether it has raised its alarm."""
+
+    __tablename__ = "rule_states"
+
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    rule_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    breach_since: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    raised: Mapped[bool] = mapped_column(default=False)
+    last_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+ALARM_STATUSES = ("ACTIVE_UNACK", "ACTIVE_ACK", "CLEARED_UNACK", "CLEARED_ACK")
+
+
+class Alarm(Base):
+    """ThingsBoard's alarm: one per (originator, type) while active, updated rather than repeated;
+    cleared on recovery; acknowledged by a person. The case it opened or joined is kept."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_device_type", "device_id", "type"),
+                      Index("ix_alarms_status", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(40))
+    rule_code: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="ACTIVE_UNACK")
+    start_ts: Mapped[int] = mapped_column(BigInteger)  # the point that raised it, ms
+    end_ts: Mapped[int] = mapped_column(BigInteger)  # the latest point that kept it up (or cleared it)
+    clear_ts: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    ack_at: Mapped[datetime | None] = mapped_column(default=None)
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 
 from cityops.core.db import insert_or_ignore
 from cityops.perception.models import (
+    Alarm,
     Device,
     IngestRejection,
+    RuleState,
     TelemetryDirtyHour,
     TelemetryKeyName,
     TelemetryLatest,
@@ -213,3 +215,41 @@ def rollups(session: Session, device_id: int, key_id: int, period_s: int, start_
                TelemetryRollup.bucket <= end_ms)
         .order_by(TelemetryRollup.bucket.desc()).limit(limit))
     return list(reversed(list(rows)))
+
+
+def rule_states(session: Session, pairs: Sequence[tuple[int, str]]) -> dict[tuple[int, str], RuleState]:
+    """The states of these (device, rule) pairs, new ones added to the session."""
+    devices = {d for d, _ in pairs}
+    found = {(s.device_id, s.rule_code): s for s in session.scalars(
+        select(RuleState).where(RuleState.device_id.in_(devices)))}
+    for pair in pairs:
+        if pair not in found:
+            found[pair] = RuleState(device_id=pair[0], rule_code=pair[1], breach_since=None, raised=False,
+                                    last_ts=0)
+            session.add(found[pair])
+    return found
+
+
+def active_alarm(session: Session, device_id: int, alarm_type: str) -> Alarm | None:
+    return session.scalar(select(Alarm).where(Alarm.device_id == device_id, Alarm.type == alarm_type,
+                                              Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK")))
+                          .order_by(Alarm.id.desc()).limit(1))
+
+
+def last_case_of(session: Session, device_id: int, alarm_type: str, *, before_alarm: int) -> int | None:
+    """The case of the device's latest earlier alarm of this type that had one."""
+    return session.scalar(select(Alarm.case_id).where(
+        Alarm.device_id == device_id, Alarm.type == alarm_type, Alarm.id < before_alarm,
+        Alarm.case_id.is_not(None)).order_by(Alarm.id.desc()).limit(1))
+
+
+def alarm_page(session: Session, condition: ColumnElement[bool], *, limit: int,
+               offset: int) -> list[tuple[Alarm, Device]]:
+    rows = session.execute(select(Alarm, Device).join(Device, Device.id == Alarm.device_id).where(condition)
+                           .order_by(Alarm.id.desc()).limit(limit).offset(offset))
+    return [(alarm, device) for alarm, device in rows]
+
+
+def alarm_count(session: Session, condition: ColumnElement[bool]) -> int:
+    return session.scalar(select(func.count()).select_from(Alarm).join(Device, Device.id == Alarm.device_id)
+                          .where(condition)) or 0

@@ -85,3 +85,26 @@ class RejectionsRead(BaseModel):
 class AttributesRead(BaseModel):
     client: dict[str, Any]
     shared: dict[str, Any]
+
+
+class AlarmRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    device_id: int
+    device_name: str
+    type: str
+    rule_code: str
+    severity: str
+    status: str
+    start_at: datetime
+    end_at: datetime
+    clear_at: datetime | None
+    ack_at: datetime | None
+    value: float | None
+    case_id: int | None
+
+
+class AlarmPage(BaseModel):
+    items: list[AlarmRead]
+    total: int

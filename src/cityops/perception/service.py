@@ -7,6 +7,7 @@ answered on its own."""
 from __future__ import annotations
 
 import secrets
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,19 +22,24 @@ from cityops.core.auth.roles import has_permission
 from cityops.core.auth.scope import authorize, scope_filter
 from cityops.core.db import Database, insert_or_ignore, utcnow
 from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
+from cityops.core.events import Event, emit, event_type
 from cityops.core.group_commit import GroupCommit
 from cityops.core.scheduler import Job
 from cityops.core.tables import read_table
-from cityops.perception import profiles
+from cityops.perception import profiles, rules
 from cityops.perception import repository as repo
 from cityops.perception.ingest import IngestRejected, Point
 from cityops.perception.models import (
+    Alarm,
     Device,
     DeviceAttribute,
     IngestRejection,
     TelemetryLatest,
 )
+from cityops.perception.rules import ThresholdRule
 from cityops.perception.schemas import (
+    AlarmPage,
+    AlarmRead,
     AttributesRead,
     DeviceCreate,
     DevicePage,
@@ -49,6 +55,27 @@ from cityops.places import service as places_service
 from cityops.places.index import PlaceIndex
 
 STATUSES = ("online", "offline", "inactive")
+
+
+@event_type
+@dataclass(frozen=True)
+class AlarmRaised(Event):
+    topic = "perception.alarm_raised"
+    alarm_id: int
+    device_id: int
+    type: str
+    severity: str
+    rule_code: str
+
+
+@event_type
+@dataclass(frozen=True)
+class AlarmCleared(Event):
+    topic = "perception.alarm_cleared"
+    alarm_id: int
+    device_id: int
+    type: str
+    case_id: int | None
 MAX_EXPORT = 100_000
 MAP_POINTS = 5_000
 
@@ -99,6 +126,7 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
         outcomes.append(None)
     if points:
         _store_points(session, points)
+        _evaluate_rules(session, points, {d.id: d for d in devices.values()})
     if attributes:
         stmt = insert_or_ignore(session, DeviceAttribute)
         session.execute(stmt.on_conflict_do_update(
@@ -133,6 +161,76 @@ def _store_points(session: Session, points: Sequence[tuple[int, Point]]) -> None
         where=stmt.excluded.ts >= latest.ts),
         [{"device_id": d, "key_id": k, "ts": ts, "num": num, "text": text}
          for d, k, ts, num, text in newest.values()])
+
+
+def _evaluate_rules(session: Session, points: Sequence[tuple[int, Point]],
+                    devices: dict[int, Device]) -> None:
+    """The batch's numeric points through the rules of their devices' profiles, in time order per
+    device and rule; alarms are raised, kept up or cleared as the points cross the limits."""
+    registry = rules.registry()
+    series: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
+    for device_id, (key, ts, num, _text) in points:
+        if num is None:
+            continue
+        for rule in registry.for_profile(devices[device_id].profile_code):
+            if rule.key == key:
+                series[(device_id, rule.code)].append((ts, num))
+    if not series:
+        return
+    states = repo.rule_states(session, list(series))
+    by_code = {r.code: r for r in registry.rules}
+    for (device_id, code), values in series.items():
+        rule, state = by_code[code], states[(device_id, code)]
+        for ts, value in sorted(values):
+            if ts < state.last_ts:  # a late point does not move the alarm back in time
+                continue
+            state.last_ts = ts
+            if rule.breached(value):
+                state.breach_since = ts if state.breach_since is None else state.breach_since
+                if state.raised:
+                    _keep_up(session, device_id, rule, ts, value)
+                elif ts - state.breach_since >= rule.for_s * 1000:
+                    state.raised = True
+                    _raise_alarm(session, device_id, rule, ts, value)
+            elif rule.recovered(value):
+                state.breach_since = None
+                if state.raised:
+                    state.raised = False
+                    _clear_alarm(session, device_id, rule, ts, value)
+            elif state.raised:  # inside the hysteresis band: the alarm stays up
+                _keep_up(session, device_id, rule, ts, value)
+            else:  # inside the band before raising: the limit is no longer passed
+                state.breach_since = None
+
+
+def _raise_alarm(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
+    """Create-or-update by (originator, type): a second rule of the same type updates the alarm."""
+    alarm = repo.active_alarm(session, device_id, rule.alarm_type)
+    if alarm is not None:
+        alarm.end_ts, alarm.value = max(alarm.end_ts, ts), value
+        return
+    alarm = Alarm(device_id=device_id, type=rule.alarm_type, rule_code=rule.code, severity=rule.severity,
+                  start_ts=ts, end_ts=ts, value=value)
+    session.add(alarm)
+    session.flush()
+    emit(session, AlarmRaised(alarm_id=alarm.id, device_id=device_id, type=alarm.type,
+                              severity=alarm.severity, rule_code=rule.code))
+
+
+def _keep_up(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
+    alarm = repo.active_alarm(session, device_id, rule.alarm_type)
+    if alarm is not None:
+        alarm.end_ts, alarm.value = max(alarm.end_ts, ts), value
+
+
+def _clear_alarm(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
+    alarm = repo.active_alarm(session, device_id, rule.alarm_type)
+    if alarm is None:
+        return
+    alarm.status = "CLEARED_ACK" if alarm.status == "ACTIVE_ACK" else "CLEARED_UNACK"
+    alarm.clear_ts, alarm.end_ts, alarm.value = ts, ts, value
+    emit(session, AlarmCleared(alarm_id=alarm.id, device_id=device_id, type=alarm.type,
+                               case_id=alarm.case_id))
 
 
 def ingest_queue(state: Any) -> GroupCommit[Upload, None, None]:
@@ -424,3 +522,46 @@ def retention_job(*, keep_days: int, interval_s: int = 600) -> Job:
     """'perception.rollups_and_retention' for the scheduler."""
     return Job("perception.rollups_and_retention", interval_s,
                lambda db, now: roll_up_and_expire(db, keep_days=keep_days, now=now))
+
+
+# --- alarms -------------------------------------------------------------------------------------
+
+ACTIVE = ("ACTIVE_UNACK", "ACTIVE_ACK")
+
+
+def _at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts / 1000, UTC)
+
+
+def alarm_read(alarm: Alarm, device: Device) -> AlarmRead:
+    return AlarmRead(id=alarm.id, device_id=device.id, device_name=device.name, type=alarm.type,
+                     rule_code=alarm.rule_code, severity=alarm.severity, status=alarm.status,
+                     start_at=_at(alarm.start_ts), end_at=_at(alarm.end_ts),
+                     clear_at=_at(alarm.clear_ts) if alarm.clear_ts is not None else None,
+                     ack_at=alarm.ack_at, value=alarm.value, case_id=alarm.case_id)
+
+
+def list_alarms(session: Session, *, viewer: User | None, active_only: bool = True, limit: int = 100,
+                offset: int = 0) -> AlarmPage:
+    """Alarms of the devices in scope, newest first (the active ones by default)."""
+    condition = scope_filter(viewer, Device.division_code, Device.org_unit_id) if viewer else true()
+    if active_only:
+        condition = and_(condition, Alarm.status.in_(ACTIVE))
+    rows = repo.alarm_page(session, condition, limit=limit, offset=offset)
+    return AlarmPage(items=[alarm_read(a, d) for a, d in rows], total=repo.alarm_count(session, condition))
+
+
+def acknowledge(session: Session, *, actor: User | None, alarm_id: int) -> AlarmRead:
+    """A person has seen the alarm: ACTIVE_UNACK -> ACTIVE_ACK, CLEARED_UNACK -> CLEARED_ACK."""
+    alarm = session.get(Alarm, alarm_id)
+    if alarm is None:
+        raise NotFound(f"alarm {alarm_id} not found")
+    device = visible_device(session, viewer=actor, device_id=alarm.device_id)
+    if actor is not None and not has_permission(actor, "devices.view"):
+        raise Forbidden("your role may not acknowledge alarms (needs permission 'devices.view')")
+    if alarm.ack_at is None:
+        alarm.ack_at = utcnow()
+        alarm.status = {"ACTIVE_UNACK": "ACTIVE_ACK", "CLEARED_UNACK": "CLEARED_ACK"}.get(alarm.status,
+                                                                                          alarm.status)
+        session.flush()
+    return alarm_read(alarm, device)
