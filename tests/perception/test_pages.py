@@ -44,3 +44,16 @@ def test_device_list_detail_and_token_rotation(client: TestClient, db: Database)
     assert seen.status_code == 200 and "访问令牌" not in seen.text
     assert client.post(f"/devices/{device['id']}/token", data={"action": "revoke"}).status_code == 403
     assert client.get("/devices/rejections").status_code == 403
+
+
+def test_the_alarm_console_acknowledges_and_links_the_case(client: TestClient, db: Database) -> None:
+    device = make_device(client, db, name="一村烟感-告警台")
+    assert client.post(f"/api/v1/{device['access_token']}/telemetry", json={"smoke": 0.6}).status_code == 200
+    login(client, "handler.fire")
+    console = client.get("/devices/alarms")
+    assert "一村烟感-告警台" in console.text and "紧急" in console.text and "告警中，未确认" in console.text
+    assert "/cases/" in console.text
+    alarm_id = client.get("/api/perception/alarms").json()["items"][0]["id"]
+    acked = client.post(f"/devices/alarms/{alarm_id}/ack", follow_redirects=False)
+    assert acked.status_code == 303
+    assert "告警中，已确认" in client.get("/devices/alarms").text

@@ -27,6 +27,11 @@ REASON_LABELS = {"too_large": N_("Too large"), "malformed_json": N_("Not valid J
                  "bad_shape": N_("Not a ThingsBoard payload"), "bad_value": N_("Bad value"),
                  "ts_out_of_range": N_("Timestamp out of range"),
                  "unknown_token": N_("Unknown or revoked token")}
+ALARM_STATUS_LABELS = {"ACTIVE_UNACK": N_("Active, not acknowledged"),
+                       "ACTIVE_ACK": N_("Active, acknowledged"),
+                       "CLEARED_UNACK": N_("Cleared, not acknowledged"), "CLEARED_ACK": N_("Cleared")}
+SEVERITY_LABELS = {"CRITICAL": N_("Critical"), "MAJOR": N_("Major"), "MINOR": N_("Minor"),
+                   "WARNING": N_("Warning")}
 EXPORT_HEADERS = ("ID", "Name", "Profile", "Status", "Division", "Department", "Longitude", "Latitude",
                   "Last activity")
 PAGE = 50
@@ -62,6 +67,25 @@ def devices(request: Request, session: SessionDep, user: CurrentUser, settings: 
         "page": page, "points": points, "profiles": profiles.registry().profiles, "filters": filters,
         "status_labels": STATUS_LABELS, "offset": offset,
         "may_manage": has_permission(user, "devices.manage")})
+
+
+@router.get("/devices/alarms", response_class=HTMLResponse)
+def alarms(request: Request, session: SessionDep, user: CurrentUser,
+           active: Annotated[bool, Query()] = True,
+           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> HTMLResponse:
+    """The alarm console: alarms of the devices in scope, newest first, to acknowledge and follow."""
+    _check_view(user)
+    page = service.list_alarms(session, viewer=user, active_only=active, limit=PAGE, offset=offset)
+    return render(request, "perception/alarms.html", {"page": page, "active": active, "offset": offset,
+                                                      "status_labels": ALARM_STATUS_LABELS,
+                                                      "severity_labels": SEVERITY_LABELS})
+
+
+@router.post("/devices/alarms/{alarm_id}/ack", response_class=HTMLResponse, response_model=None)
+def acknowledge(request: Request, session: SessionDep, user: CurrentUser,
+                alarm_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    service.acknowledge(session, actor=user, alarm_id=alarm_id)
+    return RedirectResponse("/devices/alarms", status_code=303)
 
 
 @router.get("/devices/rejections", response_class=HTMLResponse)
