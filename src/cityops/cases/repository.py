@@ -13,15 +13,18 @@ from sqlalchemy.orm import Session
 from cityops.cases.models import OPEN_CONDITION, Case, CaseCounter, CaseEvent
 from cityops.cases.sla import RUNNING_STATES
 from cityops.core.auth.models import OrgUnit
+from cityops.core.db import table_of
 
 
 def next_numbers(session: Session, *, prefix: str, year: int, count: int = 1) -> list[str]:
     """The next `count` case numbers of the year, e.g. HB-2024-000001 (the counter row is locked by
     the UPDATE until commit, so concurrent intakes never share a number; a batch takes its numbers
     with one UPDATE)."""
-    last = session.execute(
-        update(CaseCounter).where(CaseCounter.year == year).values(last=CaseCounter.last + count)
-        .returning(CaseCounter.last)
+    counters = table_of(CaseCounter).c
+    # Core on the session's connection: an ORM UPDATE would look through every object in the session.
+    last = session.connection().execute(
+        update(table_of(CaseCounter)).where(counters.year == year).values(last=counters.last + count)
+        .returning(counters.last)
     ).scalar()
     if last is None:
         session.add(CaseCounter(year=year, last=count))

@@ -49,7 +49,7 @@ from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.pii import mask_phone
 from cityops.core.auth.roles import can_view_pii, has_permission
 from cityops.core.auth.scope import authorize, scope_filter, scope_prefix, sees_everything
-from cityops.core.db import Database, insert_all, utcnow
+from cityops.core.db import Database, insert_all, table_of, utcnow
 from cityops.core.errors import (
     CityopsError,
     Conflict,
@@ -369,7 +369,7 @@ def report_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceInd
             values["number"] = number
             values["search_text"] = search.search_text(number, values["title"], values["description"])
         cases = insert_all(session, Case, [values for values, _, _ in ready], key="number")
-        session.execute(insert(CaseEvent), [
+        session.connection().execute(insert(table_of(CaseEvent)), [
             _line(case, action="report", actor=reporter, from_status=None,
                   data={"routed_to": chosen.org_unit_code, "routing": chosen.reason,
                         "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None})

@@ -60,6 +60,13 @@ class Base(DeclarativeBase):
 Model = TypeVar("Model", bound=Base)
 
 
+def table_of(model: type[Base]) -> Table:
+    """The model's table, for Core statements run on the session's connection (no autoflush, none of
+    the ORM's bookkeeping per row)."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    return table
+
+
 def insert_or_ignore(session: Session, model: type[Base]) -> Any:
     """An INSERT into the model's table that can say ON CONFLICT DO NOTHING / DO UPDATE: SQLite and
     PostgreSQL share the clause, each through its own dialect's construct."""
@@ -76,7 +83,7 @@ def insert_all(session: Session, model: type[Model], rows: list[dict[str, Any]],
     SQLite's RETURNING does not promise one. Here each new id is matched to its row by `key`, a
     unique column the rows carry. Column defaults are filled in first, so no attribute is left to
     load back from the database. Rows are keyed by column names, which must be the attribute names."""
-    table: Table = model.__table__  # type: ignore[assignment]
+    table = table_of(model)
     full: list[dict[str, Any]] = []
     for row in rows:
         values = dict(row)
@@ -94,7 +101,7 @@ def insert_all(session: Session, model: type[Model], rows: list[dict[str, Any]],
     if not full:
         return []
     [primary] = table.primary_key.columns
-    inserted = session.execute(insert(table).returning(table.c[key], primary), full)
+    inserted = session.connection().execute(insert(table).returning(table.c[key], primary), full)
     ids: dict[Any, int] = {row[0]: row[1] for row in inserted}
     objects = []
     for values in full:

@@ -26,7 +26,7 @@ from sqlalchemy import JSON, String, UniqueConstraint, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from cityops.core.db import Base, Database, utcnow
+from cityops.core.db import Base, Database, table_of, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ def emit_many(session: Session, events: Sequence[Event]) -> list[str]:
     now = utcnow()
     rows = [{"event_id": str(uuid.uuid4()), "topic": event.topic, "created_at": now,
              "payload": json.loads(json.dumps(dataclasses.asdict(event), default=str))} for event in events]
-    if rows:
-        session.execute(insert(OutboxEntry), rows)
+    if rows:  # Core on the session's connection: no flush, none of the ORM's bulk bookkeeping
+        session.connection().execute(insert(table_of(OutboxEntry)), rows)
     return [row["event_id"] for row in rows]
 
 
