@@ -62,7 +62,7 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = Database(f"sqlite:///{path}")
     all_models.load()
     Base.metadata.create_all(db.engine)
-    seed(db, scale="small", seed=7, quiet=True)
+    seed(db, scale="small", seed=7, quiet=True, files_root=path.parent / "files")
     with db.engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     db.dispose()

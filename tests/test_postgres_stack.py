@@ -20,9 +20,11 @@ def test_demo_city_runs_on_postgresql(pg_url: str, settings: Settings) -> None:
     migrate.upgrade(pg_url)
     db = Database(pg_url)
     try:
-        timings = seed(db, scale="small", seed=7, quiet=True)
+        files = settings.attachments_dir
+        timings = seed(db, scale="small", seed=7, quiet=True, files_root=files)
         assert {"places", "accounts", "cases"} <= set(timings)
-        assert seed(db, scale="small", seed=7, quiet=True) == {}  # a second run finds the data
+        # A second run finds the data.
+        assert seed(db, scale="small", seed=7, quiet=True, files_root=files) == {}
         app = create_app(settings.model_copy(update={"database_url": pg_url}), db=db)
         with TestClient(app) as client:
             login(client, "admin")

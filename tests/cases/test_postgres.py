@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -16,12 +18,12 @@ from cityops.core.seeding import seed
 
 
 @pytest.mark.postgres
-def test_seed_numbers_and_stale_versions_on_postgres(pg_url: str) -> None:
+def test_seed_numbers_and_stale_versions_on_postgres(pg_url: str, tmp_path: Path) -> None:
     all_models.load()
     db = Database(pg_url)
     try:
         Base.metadata.create_all(db.engine)
-        seed(db, scale="small", seed=7, quiet=True)
+        seed(db, scale="small", seed=7, quiet=True, files_root=tmp_path / "files")
         with db.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Case)) >= COUNTS["small"]
             numbers = session.scalars(select(Case.number)).all()

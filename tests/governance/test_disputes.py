@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import shapely
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
-from sqlalchemy import select
+from rich.progress import Progress
+from sqlalchemy import func, select
 
+from cityops.cases.models import Case, CaseAttachment, CaseEvent, CaseFeedback
+from cityops.core import files
 from cityops.core.auth.models import AuditEntry
-from cityops.core.db import Database
+from cityops.core.db import Database, utcnow
+from cityops.core.seeding import SeedContext
+from cityops.governance.disputes import demo
+from cityops.governance.disputes.models import Dispute, DisputeParty
 from cityops.places.models import Grid
 from tests.accounts.helpers import login, logout
 from tests.cases.helpers import scope_of
@@ -365,3 +374,61 @@ def test_the_hotspot_map_has_points_without_personal_information(client: TestCli
 def beijing_day(timestamp: str) -> str:
     """The Beijing date of an API timestamp (a session is held on a local day, not a UTC one)."""
     return datetime.fromisoformat(timestamp).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+
+
+def test_the_demo_disputes_are_settled_mostly_in_the_village_rated_and_some_with_a_scan(
+    db: Database, template_db: Path
+) -> None:
+    with db.sessions() as session:
+        disputes = session.scalars(select(Dispute)).all()
+        case_ids = [d.case_id for d in disputes]
+        levels = Counter(session.scalars(select(CaseEvent.level).where(
+            CaseEvent.case_id.in_(case_ids), CaseEvent.action == "resolve")))
+        closed = session.scalar(select(func.count()).select_from(Case).where(
+            Case.id.in_(case_ids), Case.status == "closed")) or 0
+        ratings = session.scalars(select(CaseFeedback.rating).where(CaseFeedback.case_id.in_(case_ids))).all()
+        scans = session.scalars(select(CaseAttachment).where(CaseAttachment.case_id.in_(case_ids))).all()
+    assert len(disputes) == demo.COUNTS["small"] and all(d.synthetic for d in disputes)
+    assert Counter(d.status for d in disputes)["agreed"] > len(disputes) * 3 / 4
+    assert levels["village"] > 2 * (levels["township"] + levels["county"])
+    # The parties' ratings on a share of the closed disputes, from the centre's call-back.
+    assert 0 < len(ratings) < closed and all(1 <= r <= 5 for r in ratings)
+    assert scans and all(s.filename == "人民调解协议书.png" for s in scans)
+    for scan in scans:
+        assert files.open_path(template_db.parent / "files", scan.sha256).read_bytes().startswith(b"\x89PNG")
+
+
+def made_by_the_demo(database: Database, *, seed: int, now: datetime, files_root: Path) -> dict[str, Any]:
+    """Run the disputes generator once more; what it made, field by field."""
+    with database.sessions() as session:
+        last = session.scalar(select(func.max(Dispute.id))) or 0
+    demo.GENERATOR.run(SeedContext(db=database, scale="small", seed=seed, progress=Progress(disable=True),
+                                   files_root=files_root, now=now))
+    with database.sessions() as session:
+        rows = session.execute(
+            select(Dispute.title, Dispute.status, Dispute.created_at, Case.number, Case.status, Case.level)
+            .join(Case, Case.id == Dispute.case_id).where(Dispute.id > last).order_by(Dispute.id)).all()
+        parties = session.scalars(select(DisputeParty.id_number).where(DisputeParty.dispute_id > last)
+                                  .order_by(DisputeParty.id)).all()
+        new_cases = select(Dispute.case_id).where(Dispute.id > last)
+        ratings = session.execute(select(CaseFeedback.case_id, CaseFeedback.rating)
+                                  .where(CaseFeedback.case_id.in_(new_cases)).order_by(CaseFeedback.id)).all()
+        scans = session.scalars(select(CaseAttachment.sha256).where(CaseAttachment.case_id.in_(new_cases))
+                                .order_by(CaseAttachment.id)).all()
+    return {"disputes": rows, "parties": parties, "ratings": ratings, "scans": scans}
+
+
+def test_the_demo_disputes_are_the_same_for_the_same_seed(
+    db: Database, template_db: Path, tmp_path: Path
+) -> None:
+    shutil.copyfile(template_db, tmp_path / "twin.db")
+    twin = Database(f"sqlite:///{tmp_path / 'twin.db'}")
+    now = utcnow()
+    try:
+        first = made_by_the_demo(db, seed=7, now=now, files_root=tmp_path / "files")
+        assert first == made_by_the_demo(twin, seed=7, now=now, files_root=tmp_path / "files")
+        other = made_by_the_demo(twin, seed=8, now=now, files_root=tmp_path / "files")
+        assert first["parties"] != other["parties"] and first["scans"] != other["scans"]
+    finally:
+        twin.dispose()
+

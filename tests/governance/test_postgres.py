@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -24,12 +25,12 @@ from tests.core.webhook_receiver import WebhookReceiver
 
 
 @pytest.mark.postgres
-def test_concurrent_transfers_and_a_delivery_on_postgres(pg_url: str) -> None:
+def test_concurrent_transfers_and_a_delivery_on_postgres(pg_url: str, tmp_path: Path) -> None:
     all_models.load()
     db = Database(pg_url)
     try:
         Base.metadata.create_all(db.engine)
-        seed(db, scale="small", seed=7, quiet=True)
+        seed(db, scale="small", seed=7, quiet=True, files_root=tmp_path / "files")
         with db.session() as session:
             sender = session.scalar(select(User).where(User.username == "police.handler"))
             grid = session.scalars(select(Grid).order_by(Grid.code)).first()

@@ -81,9 +81,9 @@ def org_unit_id(session: Session, code: str) -> int | None:
     return unit.id if unit is not None else None
 
 
-def share_unit_cache(session: Session, cache: dict[str, int | None]) -> None:
-    """Remember unit ids in `cache` for this session: a generator writing in many sessions, while no
-    unit changes, then looks each unit up once."""
+def share_unit_cache(session: Session, cache: dict[str, OrgUnit | None]) -> None:
+    """Remember the units looked up in `cache` for this session: a generator writing in many
+    sessions, while no unit changes, then looks each unit up once."""
     session.info[UNIT_CACHE_KEY] = cache
 
 

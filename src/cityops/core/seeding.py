@@ -10,11 +10,15 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 
+from cityops.config import get_settings
 from cityops.core.db import Database, utcnow
 from cityops.core.events import OutboxEntry
 
@@ -40,6 +44,10 @@ class SeedContext:
     scale: Scale
     seed: int
     progress: Progress
+    # Where generated attachments and photos are stored (settings.attachments_dir by default).
+    files_root: Path
+    # The end of the synthetic history: generators of past records make nothing after it.
+    now: datetime
     timings: dict[str, float] = field(default_factory=dict)
 
     def rng(self, name: str) -> random.Random:
@@ -64,16 +72,35 @@ class Generator:
     is_seeded: Callable[[Database], bool]
 
 
+def keep_alive(session: Session) -> list[Any]:
+    """Every object that becomes persistent in the session from now on (written or read), in order,
+    held alive while in the list: a generator finds there what a service call made without querying
+    for it. Clear the list as you go: a session with many live objects makes some ORM statements
+    (an UPDATE that synchronises the session) scan them all."""
+    kept: list[Any] = []
+
+    def keep(_session: Session, instance: Any) -> None:
+        kept.append(instance)
+
+    for change in ("pending_to_persistent", "loaded_as_persistent", "detached_to_persistent"):
+        event.listen(session, change, keep)
+    return kept
+
+
 def generators() -> list[Generator]:
     return [importlib.import_module(m).GENERATOR for m in GENERATOR_MODULES]
 
 
-def seed(db: Database, *, scale: Scale = "full", seed: int = 2024, quiet: bool = False,
-         force: bool = False) -> dict[str, float]:
-    """Run every generator not yet seeded; returns seconds per generator."""
+def seed(db: Database, *, scale: Scale = "full", seed: int = 2024, quiet: bool = False, force: bool = False,
+         files_root: Path | None = None, now: datetime | None = None) -> dict[str, float]:
+    """Run every generator not yet seeded; returns seconds per generator. Generated files go to
+    `files_root` (default: the settings' attachments folder); the history ends at `now`."""
+    if files_root is None:
+        files_root = get_settings().attachments_dir
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), disable=quiet)
-    ctx = SeedContext(db=db, scale=scale, seed=seed, progress=progress)
+    ctx = SeedContext(db=db, scale=scale, seed=seed, progress=progress, files_root=Path(files_root),
+                      now=now or utcnow())
     with progress:
         for gen in generators():
             if not force and gen.is_seeded(db):

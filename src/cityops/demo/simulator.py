@@ -135,7 +135,7 @@ class Simulator:
         assert self.index is not None
         with self.db.session() as session:
             return visits_demo.make_visit_with_issue(
-                session, self.rng, self.index, self.workers, now=utcnow(), live=True
+                session, self.rng, self.index, self.workers, now=utcnow()
             )
 
     def grid_report(self) -> bool:

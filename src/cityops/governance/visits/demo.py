@@ -1,13 +1,13 @@
 """Synthetic field work for the demo: household visits (四大一送), the issues they find (each a case) and
 patrols across the city, labelled synthetic.
 
-Volumes: the seed's figure is 12,000 issues a year found on visits, about 33 a day. Every visit that
-finds an issue goes through the visit service (the issue is a real case, taken along its workflow by
-the case service: about 10 ms each), so a whole year would take two minutes or more. "full" therefore
-makes the last 60 days at the seed's rate: 2,000 issues (cases), 10,000 visits in all (the ones that
-find nothing written in bulk through `service.import_visits`) and 500 patrols, in about 20 seconds.
-"small" makes a handful for the tests. A visit is made by the grid worker of its grid where the demo
-has one, else by the village centre's operator (who may record visits too)."""
+Volumes: the seed's figure is 12,000 issues a year found on visits, about 33 a day. "full" makes three
+years of them: 36,000 issues, each recorded through the visit service (the issue is a real case,
+taken along its workflow by the case service as cityops.cases.demo describes: handled on time, late,
+escalated, rejected or waiting, some rated and a few with a photo), 144,000 visits in all (the ones
+that find nothing written in bulk through `service.import_visits`) and 500 patrols in the last 60
+days. "small" makes a handful for the tests. A visit is made by the grid worker of its grid where the
+demo has one, else by the village centre's operator (who may record visits too)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,11 @@ from zoneinfo import ZoneInfo
 import shapely
 from sqlalchemy.orm import Session
 
-from cityops.cases import service as cases_service
+from cityops.cases import demo as cases_demo
 from cityops.cases.models import Case
-from cityops.cases.schemas import ActionRequest
 from cityops.core.auth.models import User
-from cityops.core.db import Database, utcnow
-from cityops.core.seeding import Generator, SeedContext
+from cityops.core.db import Database
+from cityops.core.seeding import Generator, SeedContext, keep_alive
 from cityops.governance.visits import service
 from cityops.governance.visits.models import VISIT_KINDS
 from cityops.governance.visits.schemas import (
@@ -35,13 +34,14 @@ from cityops.governance.visits.schemas import (
     TrackPoint,
     VisitCreate,
 )
-from cityops.places import service as places_service
 from cityops.places.index import PlaceIndex
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
-# Visits, of which with an issue (a case each), and patrols over the last DAYS days.
-COUNTS = {"small": (30, 8, 4), "full": (10_000, 2_000, 500)}
-DAYS = 60
+# Visits over the last HISTORY_DAYS, of which with an issue (a case each), and patrols over the last
+# PATROL_DAYS.
+COUNTS = {"small": (30, 8, 4), "full": (144_000, 36_000, 500)}
+HISTORY_DAYS = 3 * 365
+PATROL_DAYS = 60
 BATCH = 500
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建国志文"
@@ -64,13 +64,6 @@ ISSUES = {
     "street_light": ("{what}", ("路灯不亮", "路灯杆倾斜")),
 }
 ISSUE_WEIGHTS = (30, 10, 14, 6, 5, 15, 10, 10)
-NEEDS = {"resolve": {"result": "已处置完毕"}}
-# The workflow of each case type an issue kind becomes (cases/data/case_types.yaml).
-WORKFLOWS = {"dispute": "standard", "hazard": "standard", "urban": "report"}
-PATHS = {
-    "standard": ("accept", "dispatch", "start", "resolve", "verify", "close"),
-    "report": ("dispatch", "start", "resolve", "close"),
-}
 
 
 def _point(rng: random.Random, polygon: Any) -> tuple[float, float]:
@@ -83,9 +76,9 @@ def _point(rng: random.Random, polygon: Any) -> tuple[float, float]:
     return centre.x, centre.y
 
 
-def _when(rng: random.Random, now: datetime) -> datetime:
-    """A working-hours moment in the last DAYS days (Beijing time)."""
-    day = (now - timedelta(days=rng.uniform(1, DAYS))).astimezone(LOCAL_TZ).date()
+def _when(rng: random.Random, now: datetime, days: int = HISTORY_DAYS) -> datetime:
+    """A working-hours moment in the last `days` days (Beijing time)."""
+    day = (now - timedelta(days=rng.uniform(1, days))).astimezone(LOCAL_TZ).date()
     moment = datetime.combine(day, time(rng.randint(8, 17), rng.randint(0, 59)), tzinfo=LOCAL_TZ)
     return min(moment, now - timedelta(hours=1))
 
@@ -104,24 +97,6 @@ def _kinds(rng: random.Random) -> list[str]:
 
 def _worker_for(workers: dict[str, User], grid_code: str | None, village_code: str | None) -> User | None:
     return workers.get(grid_code or "") or workers.get(village_code or "")
-
-
-def _progress(session: Session, rng: random.Random, case: Case, reported: datetime, now: datetime) -> None:
-    """Take the case along its workflow as the system: old issues are closed, recent ones part way."""
-    steps = PATHS[WORKFLOWS[case.type_code]]
-    old = (now - reported).days > 20
-    stop = len(steps) if old or rng.random() < 0.5 else rng.randrange(len(steps))
-    at = reported
-    for action in steps[:stop]:
-        at = min(at + timedelta(hours=rng.uniform(0.5, 20)), now)
-        case = cases_service.act(
-            session,
-            actor=None,
-            case_id=case.id,
-            action=action,
-            now=at,
-            body=ActionRequest(version=case.version, **NEEDS.get(action, {})),
-        )
 
 
 def random_place(
@@ -146,23 +121,15 @@ def _issue(rng: random.Random, head: str) -> IssueCreate:
     return IssueCreate(kind=kind, title=title, description=f"{title}，需跟进处理。")
 
 
-def make_visit_with_issue(
-    session: Session,
-    rng: random.Random,
-    index: PlaceIndex,
-    workers: dict[str, User],
-    *,
-    now: datetime,
-    live: bool = False,
-) -> bool:
-    """A visit that found one issue. History (the seed) is spread over the last DAYS days and its
-    cases taken along their workflow; `live` (the simulator) is a visit made now, its case new."""
+def record_visit_with_issue(
+    session: Session, rng: random.Random, index: PlaceIndex, workers: dict[str, User], *, at: datetime
+) -> User | None:
+    """A visit at `at` that found one issue; the worker who made it (None: nobody records there)."""
     found = random_place(rng, index, workers)
     if found is None:
-        return False
+        return None
     worker, lon, lat = found
     head = person_name(rng)
-    at = now if live else _when(rng, now)
     kinds = _kinds(rng)
     data = VisitCreate(
         kinds=kinds,
@@ -175,10 +142,36 @@ def make_visit_with_issue(
         visited_at=at,
         issues=[_issue(rng, head)],
     )
-    visit = service.record_visit(session, worker=worker, data=data, index=index, now=at, synthetic=True)
-    if not live:
-        for case in service.visit_cases(session, visit_id=visit.id):
-            _progress(session, rng, case, at, now)
+    service.record_visit(session, worker=worker, data=data, index=index, now=at, synthetic=True)
+    return worker
+
+
+def make_visit_with_issue(
+    session: Session, rng: random.Random, index: PlaceIndex, workers: dict[str, User], *, now: datetime
+) -> bool:
+    """A visit made now that found one issue, its case new (the simulator)."""
+    return record_visit_with_issue(session, rng, index, workers, at=now) is not None
+
+
+def visit_history(
+    session: Session,
+    kept: list[Any],
+    rng: random.Random,
+    history: cases_demo.History,
+    workers: dict[str, User],
+    *,
+    at: datetime,
+) -> bool:
+    """A visit of the past that found one issue, its case taken along its workflow since. `kept`: the
+    session's new objects (cityops.core.seeding.keep_alive), where the case is found without a query."""
+    kept.clear()
+    worker = record_visit_with_issue(session, rng, history.index, workers, at=at)
+    if worker is None:
+        return False
+    for case in [o for o in kept if isinstance(o, Case)]:
+        t = cases_demo.Timeline(session, case, history)
+        cases_demo.live(t, rng, cases_demo.draw_fate(rng))
+        cases_demo.aftercare(t, rng, photo="整改后照片.png", by=worker)
     return True
 
 
@@ -239,7 +232,7 @@ def make_patrol(
     worker = _worker_for(workers, leaf.grid_code, leaf.village_code)
     if worker is None:
         return False
-    start = _when(rng, now)
+    start = _when(rng, now, PATROL_DAYS)
     lon, lat = _point(rng, index.polygons[i])
     points = []
     for step in range(rng.randint(8, 30)):
@@ -262,34 +255,37 @@ def make_patrol(
 def run(ctx: SeedContext) -> None:
     visits, with_issue, patrols = COUNTS[ctx.scale]
     rng = ctx.rng("visits")
-    now = utcnow()
-    advance = ctx.task("visits: a year of household visits, issues as cases, patrols", total=visits + patrols)
+    history = cases_demo.History.load(ctx)
+    now = history.now
+    # Two lines: the issues (cases taken along their workflow) take nearly all the time.
+    advance_issues = ctx.task("visits: issues found on household visits, as cases", total=with_issue)
+    advance = ctx.task("visits: visits that found nothing, patrols", total=visits - with_issue + patrols)
     with ctx.db.session() as session:
-        index = places_service.build_index(session)
         workers = service.recorders(session)
     if not workers:
         return
-    made = 0
-    while made < with_issue:
-        with ctx.db.session() as session:
-            step = 0
-            while step < BATCH and made < with_issue:
-                if make_visit_with_issue(session, rng, index, workers, now=now):
-                    made += 1
-                    step += 1
-        advance(step)
+    # Oldest first, so case numbers follow the order of the visits.
+    moments = sorted(_when(rng, now) for _ in range(with_issue))
+    for start in range(0, with_issue, BATCH):
+        with history.batch(ctx.db) as session:
+            kept = keep_alive(session)
+            for at in moments[start : start + BATCH]:
+                # A place where nobody records visits is drawn again.
+                while not visit_history(session, kept, rng, history, workers, at=at):
+                    pass
+        advance_issues(min(BATCH, with_issue - start))
     plain = visits - with_issue
     for start in range(0, plain, BATCH * 10):
         count = min(BATCH * 10, plain - start)
         with ctx.db.session() as session:
-            service.import_visits(session, rows=visit_rows(rng, index, workers, count, now=now))
+            service.import_visits(session, rows=visit_rows(rng, history.index, workers, count, now=now))
         advance(count)
     done = 0
     while done < patrols:
         with ctx.db.session() as session:
             step = 0
             while step < BATCH and done < patrols:
-                if make_patrol(session, rng, index, workers, now=now):
+                if make_patrol(session, rng, history.index, workers, now=now):
                     done += 1
                     step += 1
         advance(step)
