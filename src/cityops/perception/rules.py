@@ -78,6 +78,18 @@ class Rules(BaseModel):
     def for_profile(self, profile: str) -> list[ThresholdRule]:
         return [r for r in self.rules if r.profile == profile]
 
+    def by_profile_key(self) -> dict[tuple[str, str], tuple[ThresholdRule, ...]]:
+        """The rules on each (profile, key), indexed once: ingestion looks them up per point."""
+        return _by_profile_key(self)
+
+
+@lru_cache(maxsize=8)
+def _by_profile_key(rules: Rules) -> dict[tuple[str, str], tuple[ThresholdRule, ...]]:
+    index: dict[tuple[str, str], tuple[ThresholdRule, ...]] = {}
+    for rule in rules.rules:
+        index[(rule.profile, rule.key)] = (*index.get((rule.profile, rule.key), ()), rule)
+    return index
+
 
 def parse(text: str, *, source: str = "rules") -> Rules:
     return parse_yaml(text, Rules, source=source, expected="a mapping with rules", error=RulesError)

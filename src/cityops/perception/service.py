@@ -168,39 +168,44 @@ def _evaluate_rules(session: Session, points: Sequence[tuple[int, Point]],
     """The batch's numeric points through the rules of their devices' profiles, in time order per
     device and rule; alarms are raised, kept up or cleared as the points cross the limits."""
     registry = rules.registry()
+    watching = registry.by_profile_key()
     series: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
     for device_id, (key, ts, num, _text) in points:
         if num is None:
             continue
-        for rule in registry.for_profile(devices[device_id].profile_code):
-            if rule.key == key:
-                series[(device_id, rule.code)].append((ts, num))
+        for rule in watching.get((devices[device_id].profile_code, key), ()):
+            series[(device_id, rule.code)].append((ts, num))
     if not series:
         return
     states = repo.rule_states(session, list(series))
     by_code = {r.code: r for r in registry.rules}
     for (device_id, code), values in series.items():
         rule, state = by_code[code], states[(device_id, code)]
+        last_ts, since, raised = state.last_ts, state.breach_since, state.raised
+        kept: tuple[int, float] | None = None  # the newest point that kept a raised alarm up
         for ts, value in sorted(values):
-            if ts < state.last_ts:  # a late point does not move the alarm back in time
+            if ts < last_ts:  # a late point does not move the alarm back in time
                 continue
-            state.last_ts = ts
+            last_ts = ts
             if rule.breached(value):
-                state.breach_since = ts if state.breach_since is None else state.breach_since
-                if state.raised:
-                    _keep_up(session, device_id, rule, ts, value)
-                elif ts - state.breach_since >= rule.for_s * 1000:
-                    state.raised = True
+                since = ts if since is None else since
+                if raised:
+                    kept = (ts, value)
+                elif ts - since >= rule.for_s * 1000:
+                    raised, kept = True, None
                     _raise_alarm(session, device_id, rule, ts, value)
             elif rule.recovered(value):
-                state.breach_since = None
-                if state.raised:
-                    state.raised = False
+                since = None
+                if raised:
+                    raised, kept = False, None
                     _clear_alarm(session, device_id, rule, ts, value)
-            elif state.raised:  # inside the hysteresis band: the alarm stays up
-                _keep_up(session, device_id, rule, ts, value)
+            elif raised:  # inside the hysteresis band: the alarm stays up
+                kept = (ts, value)
             else:  # inside the band before raising: the limit is no longer passed
-                state.breach_since = None
+                since = None
+        if kept is not None:
+            _keep_up(session, device_id, rule, *kept)
+        state.last_ts, state.breach_since, state.raised = last_ts, since, raised
 
 
 def _raise_alarm(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
