@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import save
+from _common import save, served
 from sqlalchemy import create_engine, select, text
 
 from cityops.places.models import Grid
@@ -41,12 +40,6 @@ def cli(env: dict[str, str], *args: str) -> str:
     out = subprocess.run([sys.executable, "-m", "cityops.cli", *args], env=env, check=True,
                          capture_output=True, text=True)
     return out.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def grid_points(url: str, n: int = 2000) -> list[tuple[float, float]]:
@@ -122,22 +115,7 @@ def run_backend(name: str, url: str, duration: float, workers: int) -> dict[str,
     cli(env, "seed", "--scale", "small")  # a no-op when a previous run seeded the database
     token = cli(env, "tokens", "create", "city.operator", "--name", "intake bench", "--days", "1")
     points = grid_points(url)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cityops.cli", "serve", "--port", str(port),
-                               "--workers", str(workers)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name}: server did not start")
-            time.sleep(0.3)
+    with served(env, workers=workers) as base:
         # The ceiling first: a backlog of posts left by a run would slow it down. wrk closes its
         # connections at the end of a run while the server still works on their requests, so each
         # run waits for the server to finish them.
@@ -145,9 +123,6 @@ def run_backend(name: str, url: str, duration: float, workers: int) -> dict[str,
         load(base, token, points, path="/api/cases", duration=2, post=True)  # warm-up
         wait_idle(base)
         intake = load(base, token, points, path="/api/cases", duration=duration, post=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     result = {"intake": intake, "healthz_ceiling": ceiling,
               "share_of_ceiling": round(intake["per_s"] / ceiling["per_s"], 3),
               "meets_target": intake["per_s"] >= TARGET_RATE and intake["p99_ms"] < TARGET_P99_MS

@@ -20,9 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from _common import save
-from case_intake import free_port
+from _common import save, served
 from sqlalchemy import func, select
 
 from cityops.core.db import Database
@@ -139,24 +137,9 @@ def main() -> None:
     for step in (["db", "upgrade"], ["seed", "--scale", "small"]):
         subprocess.run([sys.executable, "-m", "cityops.cli", *step], env=env, check=True, capture_output=True)
     tokens = register(url, args.devices)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "cityops.cli", "serve", "--port", str(port),
-                               "--workers", str(args.workers)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     script = WRK_SCRIPT % {"tokens": ",".join(f'"{t}"' for t in tokens), "entries": args.entries,
                            "base": int(time.time() * 1000) - 20 * 86_400_000}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not start")
-            time.sleep(0.3)
+    with served(env, workers=args.workers) as base:
         ceiling = wrk(base, "/healthz", DONE_ONLY, args.duration)
         before = stored_points(url)
         started = time.monotonic()
@@ -165,9 +148,6 @@ def main() -> None:
         # wrk stops counting while the server still answers the requests in flight).
         stored = stored_points(url) - before
         elapsed = time.monotonic() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     values = ingest["requests"] * args.entries * 3
     result = {"ingest": ingest, "healthz_ceiling": ceiling,
               "values_per_request": args.entries * 3,

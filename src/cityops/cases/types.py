@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cityops.cases.workflow import LEVELS, WORKFLOWS
 from cityops.core.errors import NotFound, ValidationFailed
-from cityops.core.yaml_config import ConfigFileError, parse_yaml
+from cityops.core.yaml_config import ConfigFileError, load_yaml_file, parse_yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "case_types.yaml"
 Level = Literal["village", "township", "county", "city"]
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 MAX_TEXT_FIELD = 2000
+EXPECTED = "a mapping with number_prefix and types"
 
 
 class CaseTypesError(ConfigFileError):
@@ -236,17 +237,11 @@ class CaseTypes(_Strict):
 
 def parse(text: str, *, source: str = "case types") -> CaseTypes:
     """Validate a case types document; CaseTypesError names the line of the first problem."""
-    return parse_yaml(text, CaseTypes, source=source, expected="a mapping with number_prefix and types",
-                      error=CaseTypesError)
+    return parse_yaml(text, CaseTypes, source=source, expected=EXPECTED, error=CaseTypesError)
 
 
 def load(path: Path | None = None) -> CaseTypes:
-    path = path or DEFAULT_PATH
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CaseTypesError(f"cannot read case types file {path.name}: {exc.strerror}") from None
-    return parse(text, source=path.name)
+    return load_yaml_file(path or DEFAULT_PATH, CaseTypes, expected=EXPECTED, error=CaseTypesError)
 
 
 @lru_cache(maxsize=8)

@@ -6,6 +6,7 @@ one must learn where it went wrong: "case_types.yaml line 42: types.1.sla: ...".
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TypeVar
 
 import yaml
@@ -62,3 +63,13 @@ def parse_yaml(text: str, model: type[Model], *, source: str, expected: str,
         where = ".".join(str(p) for p in loc) or "document"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise error(f"{source} line {node.start_mark.line + 1}: {where}: {first['msg']}{more}") from None
+
+
+def load_yaml_file(path: Path, model: type[Model], *, expected: str,
+                   error: type[ConfigFileError] = ConfigFileError) -> Model:
+    """parse_yaml on a file; a file that cannot be read is the same error, naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {path.name}: {exc.strerror}") from None
+    return parse_yaml(text, model, source=path.name, expected=expected, error=error)

@@ -10,11 +10,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityops.core.errors import ValidationFailed
-from cityops.core.yaml_config import ConfigFileError, parse_yaml
+from cityops.core.yaml_config import ConfigFileError, load_yaml_file, parse_yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "device_profiles.yaml"
 # A device silent for this many report intervals is offline.
 OFFLINE_AFTER_INTERVALS = 3
+EXPECTED = "a mapping with profiles"
 
 
 class ProfilesError(ConfigFileError):
@@ -70,15 +71,10 @@ class DeviceProfiles(_Strict):
 
 
 def parse(text: str, *, source: str = "device profiles") -> DeviceProfiles:
-    return parse_yaml(text, DeviceProfiles, source=source, expected="a mapping with profiles",
-                      error=ProfilesError)
+    return parse_yaml(text, DeviceProfiles, source=source, expected=EXPECTED, error=ProfilesError)
 
 
 @lru_cache(maxsize=8)
 def registry(path: Path = DEFAULT_PATH) -> DeviceProfiles:
     """The configured profiles, loaded and validated once per file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfilesError(f"cannot read device profiles file {path.name}: {exc.strerror}") from None
-    return parse(text, source=path.name)
+    return load_yaml_file(path, DeviceProfiles, expected=EXPECTED, error=ProfilesError)

@@ -13,11 +13,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cityops.core.errors import ValidationFailed
-from cityops.core.yaml_config import ConfigFileError, parse_yaml
+from cityops.core.yaml_config import ConfigFileError, load_yaml_file, parse_yaml
 from cityops.perception import profiles
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "rules.yaml"
 Severity = Literal["CRITICAL", "MAJOR", "MINOR", "WARNING"]
+EXPECTED = "a mapping with rules"
 
 
 class RulesError(ConfigFileError):
@@ -92,13 +93,10 @@ def _by_profile_key(rules: Rules) -> dict[tuple[str, str], tuple[ThresholdRule, 
 
 
 def parse(text: str, *, source: str = "rules") -> Rules:
-    return parse_yaml(text, Rules, source=source, expected="a mapping with rules", error=RulesError)
+    return parse_yaml(text, Rules, source=source, expected=EXPECTED, error=RulesError)
 
 
 @lru_cache(maxsize=8)
 def registry(path: Path = DEFAULT_PATH) -> Rules:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"cannot read rules file {path.name}: {exc.strerror}") from None
-    return parse(text, source=path.name)
+    """The configured rules, loaded and validated once per file."""
+    return load_yaml_file(path, Rules, expected=EXPECTED, error=RulesError)
