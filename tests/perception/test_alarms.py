@@ -42,7 +42,7 @@ def test_smoke_raises_a_critical_alarm_and_a_case_at_the_fire_brigade(client: Te
     assert alarms(db, device["id"]) == []
     send(client, token, (t + 1000, {"smoke": 0.32}))
     [alarm] = alarms(db, device["id"])
-    assert (alarm.severity, alarm.status, alarm.type) == ("CRITICAL", "ACTIVE_UNACK", "smoke")
+    assert (alarm.severity, alarm.status, alarm.type) == ("MAJOR", "ACTIVE_UNACK", "smoke")
     assert alarm.value == 0.32
     assert alarm.case_id is not None
     with db.sessions() as session:
@@ -51,7 +51,7 @@ def test_smoke_raises_a_critical_alarm_and_a_case_at_the_fire_brigade(client: Te
         unit = session.get(OrgUnit, case.org_unit_id)
         assert unit is not None and unit.code == "dept-fire"
         assert (case.type_code, case.category, case.source) == ("sensor_alarm", "fire", "sensor")
-        assert case.fields["device_id"] == device["id"] and case.fields["severity"] == "CRITICAL"
+        assert case.fields["device_id"] == device["id"] and case.fields["severity"] == "MAJOR"
 
     send(client, token, (t + 2000, {"smoke": 0.40}), (t + 3000, {"smoke": 0.10}))  # higher, then the band
     [alarm] = alarms(db, device["id"])
@@ -104,3 +104,43 @@ def test_people_cannot_report_a_sensor_alarm_case(client: TestClient, db: Databa
                      fields={"device_id": 1, "alarm_type": "smoke", "severity": "CRITICAL"})
     refused = client.post("/api/cases", json=body)
     assert refused.status_code == 422 and refused.json()["field"] == "type_code"
+
+
+def place(client: TestClient, name: str, profile: str, lon: float, lat: float) -> dict[str, Any]:
+    login(client, "admin")
+    created = client.post("/api/perception/devices", json={"name": name, "profile": profile, "lon": lon,
+                                                           "lat": lat})
+    assert created.status_code == 201, created.text
+    logout(client)
+    device: dict[str, Any] = created.json()
+    return device
+
+
+def test_smoke_confirmed_by_a_camera_nearby_is_a_critical_fire_on_one_case(client: TestClient,
+                                                                          db: Database) -> None:
+    smoke = make_device(client, db, name="一村烟感-火情")
+    camera = place(client, "一村视频-火情", "camera_box", smoke["lon"], smoke["lat"] + 0.0004)  # ~45 m
+    far = place(client, "一村视频-远处", "camera_box", smoke["lon"], smoke["lat"] + 0.01)  # ~1.1 km
+    t = int(time.time() * 1000) - 30_000
+    send(client, far["access_token"], (t, {"event": "fire", "confidence": 0.9}))
+    send(client, smoke["access_token"], (t + 1000, {"smoke": 0.3}))
+    assert [a.type for a in alarms(db, smoke["id"])] == ["smoke"]  # the camera 1 km away confirms nothing
+    send(client, camera["access_token"], (t + 5000, {"event": "fire", "confidence": 0.93,
+                                                     "snapshot": "snapshots/1.jpg"}))
+    smoke_alarm, fire = alarms(db, smoke["id"])  # the moment the camera's post is answered
+    assert (fire.type, fire.severity, fire.status, fire.rule_code) == ("fire", "CRITICAL", "ACTIVE_UNACK",
+                                                                      "fire_confirmed")
+    assert fire.case_id == smoke_alarm.case_id is not None  # one incident, one case at the fire brigade
+    with db.sessions() as session:
+        case = session.get(Case, fire.case_id)
+        assert case is not None
+        unit = session.get(OrgUnit, case.org_unit_id)
+        assert unit is not None and unit.code == "dept-fire"
+    assert timeline(db, fire.case_id)[-1] == "alarm"
+    assert alarms(db, camera["id"]) == []  # the smoke detector is the fire alarm's originator
+
+    send(client, camera["access_token"], (t + 9000, {"event": "fire"}))  # still burning: the same alarm
+    assert len(alarms(db, smoke["id"])) == 2
+    send(client, smoke["access_token"], (t + 60_000, {"smoke": 0.02}))  # the smoke is gone: both clear
+    assert {a.type: a.status for a in alarms(db, smoke["id"])} == {"smoke": "CLEARED_UNACK",
+                                                                   "fire": "CLEARED_UNACK"}

@@ -22,7 +22,8 @@ RULE = """rules:
 
 def test_the_shipped_files_load() -> None:
     assert {p.code for p in profiles.registry().profiles} >= {"smoke_detector", "camera_box", "manhole_cover"}
-    assert rules.registry().by_profile_key()[("smoke_detector", "smoke")][0].severity == "CRITICAL"
+    assert rules.registry().by_profile_key()[("smoke_detector", "smoke")][0].severity == "MAJOR"
+    assert rules.registry().rule("fire_confirmed").severity == "CRITICAL"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("old", "new", "line", "words"), [

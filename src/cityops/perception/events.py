@@ -33,16 +33,20 @@ def on_alarm_raised(session: Session, envelope: Envelope, index: Callable[[Sessi
     alarm = session.get(Alarm, int(envelope.payload["alarm_id"]))
     if alarm is None or alarm.case_id is not None:
         return
-    rule = next((r for r in rules.registry().rules if r.code == alarm.rule_code), None)
+    registry = rules.registry()
+    rule = registry.rule(alarm.rule_code)
     device = session.get(Device, alarm.device_id)
     if rule is None or rule.case_category is None or device is None:
         return
     detail: dict[str, Any] = {"alarm_id": alarm.id, "severity": alarm.severity, "value": alarm.value,
                               "at": _when(alarm.start_ts)}
-    previous = repo.last_case_of(session, device.id, alarm.type, before_alarm=alarm.id)
+    # Alarms of one device whose rules hand cases to the same category share the case (smoke, then
+    # the fire it confirms; a detector flapping).
+    sharing = {r.alarm_type for r in registry.all() if r.case_category == rule.case_category}
+    previous = repo.last_case_of(session, device.id, sharing, before_alarm=alarm.id)
+    comment = f"{rule.name_zh}（{alarm.severity}）: {alarm.value or 0:g}"
     if previous is not None and case_service.note_if_open(session, case_id=previous, action="alarm",
-                                                         comment=f"{rule.name_zh}: {alarm.value or 0:g}",
-                                                         data=detail):
+                                                         comment=comment, data=detail):
         alarm.case_id = previous
         return
     reading = f"{rule.key} = {alarm.value or 0:g}"

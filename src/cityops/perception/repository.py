@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -236,11 +237,39 @@ def active_alarm(session: Session, device_id: int, alarm_type: str) -> Alarm | N
                           .order_by(Alarm.id.desc()).limit(1))
 
 
-def last_case_of(session: Session, device_id: int, alarm_type: str, *, before_alarm: int) -> int | None:
-    """The case of the device's latest earlier alarm of this type that had one."""
+def last_case_of(session: Session, device_id: int, alarm_types: Iterable[str], *,
+                 before_alarm: int) -> int | None:
+    """The case of the device's latest earlier alarm of these types that had one."""
     return session.scalar(select(Alarm.case_id).where(
-        Alarm.device_id == device_id, Alarm.type == alarm_type, Alarm.id < before_alarm,
+        Alarm.device_id == device_id, Alarm.type.in_(set(alarm_types)), Alarm.id < before_alarm,
         Alarm.case_id.is_not(None)).order_by(Alarm.id.desc()).limit(1))
+
+
+def devices_with_active(session: Session, alarm_type: str, device_ids: Iterable[int]) -> set[int]:
+    return set(session.scalars(select(Alarm.device_id).where(
+        Alarm.type == alarm_type, Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK")),
+        Alarm.device_id.in_(set(device_ids)))))
+
+
+METRES_PER_DEGREE = 111_320.0
+
+
+def recent_nearby(session: Session, *, lon: float, lat: float, within_m: float, profile: str, key: str,
+                  since_ts: int, until_ts: int) -> list[tuple[Device, float | None, str | None]]:
+    """Devices of a profile around a point (a box of `within_m`, to be measured exactly by the
+    caller) whose latest value of `key` falls in [since_ts, until_ts], with that value."""
+    key_id = key_ids_known(session, [key]).get(key)
+    if key_id is None:
+        return []
+    dlat = within_m / METRES_PER_DEGREE
+    dlon = dlat / max(math.cos(math.radians(lat)), 0.01)
+    rows = session.execute(
+        select(Device, TelemetryLatest.num, TelemetryLatest.text)
+        .join(TelemetryLatest, TelemetryLatest.device_id == Device.id)
+        .where(TelemetryLatest.key_id == key_id, Device.profile_code == profile,
+               Device.lon.between(lon - dlon, lon + dlon), Device.lat.between(lat - dlat, lat + dlat),
+               TelemetryLatest.ts.between(since_ts, until_ts)))
+    return [(device, num, text) for device, num, text in rows]
 
 
 def alarm_page(session: Session, condition: ColumnElement[bool], *, limit: int,

@@ -63,14 +63,69 @@ class ThresholdRule(BaseModel):
         return value < self.clear_at if self.above is not None else value > self.clear_at
 
 
+class Signal(BaseModel):
+    """One device's part of a confirmation: its profile's key passing a limit or equal to a value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: str
+    key: str = Field(min_length=1, max_length=64)
+    above: float | None = None
+    equals: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Signal:
+        if (self.above is None) == (self.equals is None):
+            raise ValueError("give exactly one of above or equals")
+        try:
+            profiles.registry().get(self.profile)
+        except ValidationFailed as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+    def met(self, num: float | None, text: str | None) -> bool:
+        if self.above is not None:
+            return num is not None and num > self.above
+        return text == self.equals
+
+
+class ConfirmRule(BaseModel):
+    """Confirmation across devices in one place: every signal seen within `within_m` metres and
+    `window_s` seconds (smoke and a camera's fire event). The alarm's originator is the device of the
+    first signal; it clears when that device's value comes back under `clear_at`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    name_zh: str = Field(min_length=1, max_length=40)
+    name_en: str = Field(min_length=1, max_length=80)
+    kind: Literal["confirm"]
+    signals: tuple[Signal, Signal]
+    clear_at: float
+    within_m: float = Field(gt=0, le=5_000)
+    window_s: int = Field(ge=1, le=86_400)
+    severity: Severity
+    alarm_type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    case_category: str | None = None
+
+    @property
+    def profile(self) -> str:
+        return self.signals[0].profile
+
+    @property
+    def key(self) -> str:
+        return self.signals[0].key
+
+
 class Rules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: tuple[ThresholdRule, ...]
+    confirmations: tuple[ConfirmRule, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> Rules:
-        codes = [r.code for r in self.rules]
+        codes = [r.code for r in self.rules] + [c.code for c in self.confirmations]
         dupes = sorted({c for c in codes if codes.count(c) > 1})
         if dupes:
             raise ValueError(f"rule codes repeat: {', '.join(dupes)}")
@@ -82,6 +137,12 @@ class Rules(BaseModel):
     def by_profile_key(self) -> dict[tuple[str, str], tuple[ThresholdRule, ...]]:
         """The rules on each (profile, key), indexed once: ingestion looks them up per point."""
         return _by_profile_key(self)
+
+    def all(self) -> list[ThresholdRule | ConfirmRule]:
+        return [*self.rules, *self.confirmations]
+
+    def rule(self, code: str) -> ThresholdRule | ConfirmRule | None:
+        return next((r for r in self.all() if r.code == code), None)
 
 
 @lru_cache(maxsize=8)

@@ -23,6 +23,7 @@ from cityops.core.auth.scope import authorize, scope_filter
 from cityops.core.db import Database, insert_or_ignore, utcnow
 from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
 from cityops.core.events import Event, emit, event_type
+from cityops.core.geo import distance_km
 from cityops.core.group_commit import GroupCommit
 from cityops.core.scheduler import Job
 from cityops.core.tables import read_table
@@ -36,7 +37,7 @@ from cityops.perception.models import (
     IngestRejection,
     TelemetryLatest,
 )
-from cityops.perception.rules import ThresholdRule
+from cityops.perception.rules import ConfirmRule, ThresholdRule
 from cityops.perception.schemas import (
     AlarmPage,
     AlarmRead,
@@ -175,9 +176,7 @@ def _evaluate_rules(session: Session, points: Sequence[tuple[int, Point]],
             continue
         for rule in watching.get((devices[device_id].profile_code, key), ()):
             series[(device_id, rule.code)].append((ts, num))
-    if not series:
-        return
-    states = repo.rule_states(session, list(series))
+    states = repo.rule_states(session, list(series)) if series else {}
     by_code = {r.code: r for r in registry.rules}
     for (device_id, code), values in series.items():
         rule, state = by_code[code], states[(device_id, code)]
@@ -206,9 +205,45 @@ def _evaluate_rules(session: Session, points: Sequence[tuple[int, Point]],
         if kept is not None:
             _keep_up(session, device_id, rule, *kept)
         state.last_ts, state.breach_since, state.raised = last_ts, since, raised
+    for confirmation in registry.confirmations:
+        _confirm(session, confirmation, points, devices)
 
 
-def _raise_alarm(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
+def _confirm(session: Session, rule: ConfirmRule, points: Sequence[tuple[int, Point]],
+             devices: dict[int, Device]) -> None:
+    """A point meeting one signal of the rule raises its alarm when a device of the other signal
+    nearby met its own within the window; the first signal's device recovering clears it."""
+    first, second = rule.signals
+    recovering: dict[int, tuple[int, float]] = {}
+    for device_id, (key, ts, num, text) in points:
+        device = devices[device_id]
+        for mine, other in ((first, second), (second, first)):
+            if device.profile_code != mine.profile or key != mine.key:
+                continue
+            if not mine.met(num, text):
+                if mine is first and num is not None and num < rule.clear_at:
+                    recovering[device_id] = max(recovering.get(device_id, (0, 0.0)), (ts, num))
+                continue
+            window = rule.window_s * 1000
+            for partner, p_num, p_text in repo.recent_nearby(
+                    session, lon=device.lon, lat=device.lat, within_m=rule.within_m, profile=other.profile,
+                    key=other.key, since_ts=ts - window, until_ts=ts + window):
+                if not other.met(p_num, p_text):
+                    continue
+                if distance_km(device.lon, device.lat, partner.lon, partner.lat) * 1000 > rule.within_m:
+                    continue
+                originator = device if mine is first else partner
+                value = num if mine is first else p_num
+                _raise_alarm(session, originator.id, rule, ts, value if value is not None else 0.0)
+                break
+    if recovering:
+        for device_id in repo.devices_with_active(session, rule.alarm_type, recovering):
+            ts, value = recovering[device_id]
+            _clear_alarm(session, device_id, rule, ts, value)
+
+
+def _raise_alarm(session: Session, device_id: int, rule: ThresholdRule | ConfirmRule, ts: int,
+                 value: float) -> None:
     """Create-or-update by (originator, type): a second rule of the same type updates the alarm."""
     alarm = repo.active_alarm(session, device_id, rule.alarm_type)
     if alarm is not None:
@@ -228,7 +263,8 @@ def _keep_up(session: Session, device_id: int, rule: ThresholdRule, ts: int, val
         alarm.end_ts, alarm.value = max(alarm.end_ts, ts), value
 
 
-def _clear_alarm(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
+def _clear_alarm(session: Session, device_id: int, rule: ThresholdRule | ConfirmRule, ts: int,
+                 value: float) -> None:
     alarm = repo.active_alarm(session, device_id, rule.alarm_type)
     if alarm is None:
         return
