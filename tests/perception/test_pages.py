@@ -51,7 +51,7 @@ def test_the_alarm_console_acknowledges_and_links_the_case(client: TestClient, d
     assert client.post(f"/api/v1/{device['access_token']}/telemetry", json={"smoke": 0.6}).status_code == 200
     login(client, "handler.fire")
     console = client.get("/devices/alarms")
-    assert "一村烟感-告警台" in console.text and "紧急" in console.text and "告警中，未确认" in console.text
+    assert "一村烟感-告警台" in console.text and "重要" in console.text and "告警中，未确认" in console.text
     assert "/cases/" in console.text
     alarm_id = client.get("/api/perception/alarms").json()["items"][0]["id"]
     acked = client.post(f"/devices/alarms/{alarm_id}/ack", follow_redirects=False)
