@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.roles import has_permission
 from cityops.core.auth.scope import authorize, scope_filter
-from cityops.core.db import Database, insert_or_ignore, utcnow
+from cityops.core.db import Database, insert_all, insert_or_ignore, utcnow
 from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
 from cityops.core.events import Event, emit, event_type
 from cityops.core.geo import distance_km
@@ -354,11 +354,8 @@ def _check_manage(actor: User | None) -> None:
         raise Forbidden("your role may not manage devices (needs permission 'devices.manage')")
 
 
-def create_device(session: Session, *, data: DeviceCreate, index: PlaceIndex, actor: User | None,
-                  synthetic: bool = False, now: datetime | None = None) -> Device:
-    """Register a device at a point: its grid and village from the point, its owning department
-    from the profile, and a new access token."""
-    _check_manage(actor)
+def _placed(data: DeviceCreate, index: PlaceIndex, actor: User | None) -> dict[str, Any]:
+    """A device's values from its point and profile, or the error refusing it (reads nothing)."""
     profile = profiles.registry().get(data.profile)
     try:
         hit = places_service.lookup_point(index, lon=data.lon, lat=data.lat)
@@ -369,18 +366,55 @@ def create_device(session: Session, *, data: DeviceCreate, index: PlaceIndex, ac
     division = hit.grid.code if hit.grid else hit.village.code
     if actor is not None:
         authorize(actor, division_code=division, resource="division", resource_id=division, hide=False)
-    name = data.name.strip()
-    if session.scalar(select(Device.id).where(Device.name == name)) is not None:
-        raise Conflict(f"a device named {name!r} exists already", field="name")
-    unit_id = session.scalar(select(OrgUnit.id).where(OrgUnit.code == f"dept-{profile.department}"))
+    return {"name": data.name.strip(), "profile_code": profile.code, "lon": hit.lon, "lat": hit.lat,
+            "grid_code": hit.grid.code if hit.grid else None, "village_code": hit.village.code,
+            "division_code": division, "department": profile.department}
+
+
+def register_devices(session: Session, *, items: Sequence[DeviceCreate], index: PlaceIndex,
+                     actor: User | None, synthetic: bool = False,
+                     now: datetime | None = None) -> list[Device | CityopsError]:
+    """Register devices at their points: grid and village from the point, the owning department from
+    the profile, a new access token each. Per item the device or the error refusing it (a name
+    already taken, in the city or earlier in the list, is a Conflict); the others are registered."""
+    _check_manage(actor)
     now = now or utcnow()
-    device = Device(name=name, profile_code=profile.code, lon=hit.lon, lat=hit.lat,
-                    grid_code=hit.grid.code if hit.grid else None, village_code=hit.village.code,
-                    division_code=division, org_unit_id=unit_id, access_token=new_token(),
-                    token_changed_at=now, synthetic=synthetic, created_at=now)
-    session.add(device)
-    session.flush()
-    return device
+    placed: list[dict[str, Any] | CityopsError] = []
+    for data in items:
+        try:
+            placed.append(_placed(data, index, actor))
+        except CityopsError as exc:
+            placed.append(exc)
+    names = [p["name"] for p in placed if isinstance(p, dict)]
+    taken = set(session.scalars(select(Device.name).where(Device.name.in_(names)))) if names else set()
+    units = {code: unit_id for code, unit_id in session.execute(select(OrgUnit.code, OrgUnit.id).where(
+        OrgUnit.code.in_({f"dept-{p['department']}" for p in placed if isinstance(p, dict)})))}
+    rows: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any] | CityopsError] = []
+    for values in placed:
+        if isinstance(values, dict):
+            if values["name"] in taken:
+                values = Conflict(f"a device named {values['name']!r} exists already", field="name")
+            else:
+                taken.add(values["name"])
+                department = values.pop("department")
+                values = {**values, "org_unit_id": units.get(f"dept-{department}"),
+                          "access_token": new_token(), "token_changed_at": now, "synthetic": synthetic,
+                          "created_at": now}
+                rows.append(values)
+        outcomes.append(values)
+    made = iter(insert_all(session, Device, rows, key="name"))
+    return [next(made) if isinstance(o, dict) else o for o in outcomes]
+
+
+def create_device(session: Session, *, data: DeviceCreate, index: PlaceIndex, actor: User | None,
+                  synthetic: bool = False, now: datetime | None = None) -> Device:
+    """Register one device (see register_devices); its error is raised."""
+    [outcome] = register_devices(session, items=[data], index=index, actor=actor, synthetic=synthetic,
+                                 now=now)
+    if isinstance(outcome, CityopsError):
+        raise outcome
+    return outcome
 
 
 def visible_device(session: Session, *, viewer: User | None, device_id: int) -> Device:
@@ -504,31 +538,27 @@ def import_devices(session: Session, *, data: bytes, filename: str, index: Place
     """Register the devices of a CSV or Excel file (columns name, profile, lon, lat, or 名称, 类型,
     经度, 纬度); a row that cannot be registered is reported with its line and reason, the others are."""
     _check_manage(actor)
-    created, rejected = 0, []
+    rejected: list[tuple[int, str, str]] = []
+    valid: list[tuple[int, DeviceCreate]] = []
     for line, row in read_table(data, filename, aliases=IMPORT_COLUMNS):
+        values = {k: (str(row[k]).strip() if row.get(k) is not None else "") for k in
+                  ("name", "profile", "lon", "lat")}
         try:
-            values = {k: (str(row[k]).strip() if row.get(k) is not None else "") for k in
-                      ("name", "profile", "lon", "lat")}
-            try:
-                point = {"lon": float(values["lon"]), "lat": float(values["lat"])}
-            except ValueError:
-                raise ValidationFailed("lon and lat must be numbers (WGS84 degrees)", field="lon") from None
-            body = DeviceCreate(name=values["name"], profile=values["profile"], **point)
+            point = {"lon": float(values["lon"]), "lat": float(values["lat"])}
+        except ValueError:
+            rejected.append((line, "lon", "lon and lat must be numbers (WGS84 degrees)"))
+            continue
+        try:
+            valid.append((line, DeviceCreate(name=values["name"], profile=values["profile"], **point)))
         except PydanticValidationError as exc:
             error = exc.errors()[0]
             rejected.append((line, ".".join(str(p) for p in error["loc"]), error["msg"]))
-            continue
-        except CityopsError as exc:
-            rejected.append((line, exc.field or "", exc.message))
-            continue
-        try:
-            with session.begin_nested():  # a row that fails takes nothing else with it
-                create_device(session, data=body, index=index, actor=actor)
-        except CityopsError as exc:
-            rejected.append((line, exc.field or "", exc.message))
-            continue
-        created += 1
-    return ImportReport(created=created, rejected=rejected)
+    outcomes = register_devices(session, items=[body for _, body in valid], index=index, actor=actor)
+    for (line, _body), outcome in zip(valid, outcomes, strict=True):
+        if isinstance(outcome, CityopsError):
+            rejected.append((line, outcome.field or "", outcome.message))
+    return ImportReport(created=len(valid) - sum(isinstance(o, CityopsError) for o in outcomes),
+                        rejected=sorted(rejected))
 
 
 # --- rollups and retention ----------------------------------------------------------------------
