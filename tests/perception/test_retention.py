@@ -22,7 +22,9 @@ def ms(moment: datetime) -> int:
 
 
 def test_rollups_survive_the_raw_points_they_summarise(client: TestClient, db: Database) -> None:
-    token = make_device(client, db, profile="temperature")["access_token"]
+    device = make_device(client, db, profile="temperature")
+    token, mine = device["access_token"], TelemetryRollup.device_id == device["id"]
+    service.roll_up_and_expire(db, keep_days=30, now=NOW)  # the demo seed's own readings first
     old = NOW - timedelta(days=20)
     # Three points in one minute 20 days ago, one in the next minute, and one today.
     points = [{"ts": ms(old) + 1000 * i, "values": {"temperature": t}} for i, t in enumerate((10, 20, 30))]
@@ -33,9 +35,9 @@ def test_rollups_survive_the_raw_points_they_summarise(client: TestClient, db: D
     assert first.hours_rolled_up == 2 and first.raw_deleted == 0
     with db.sessions() as session:
         minutes = session.execute(select(TelemetryRollup.min, TelemetryRollup.max, TelemetryRollup.sum,
-                                         TelemetryRollup.count).where(TelemetryRollup.period_s == 60)
+                                         TelemetryRollup.count).where(mine, TelemetryRollup.period_s == 60)
                                   .order_by(TelemetryRollup.bucket)).all()
-        hours = session.execute(select(TelemetryRollup.count).where(TelemetryRollup.period_s == 3600)
+        hours = session.execute(select(TelemetryRollup.count).where(mine, TelemetryRollup.period_s == 3600)
                                 .order_by(TelemetryRollup.bucket)).scalars().all()
     assert [tuple(r) for r in minutes] == [(10, 30, 60, 3), (50, 50, 50, 1), (22, 22, 22, 1)]
     assert hours == [4, 1]
@@ -49,13 +51,13 @@ def test_rollups_survive_the_raw_points_they_summarise(client: TestClient, db: D
     expired = service.roll_up_and_expire(db, keep_days=10, now=NOW)
     assert expired.raw_deleted == 5
     with db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(TelemetryPoint)) == 2  # today's two
+        assert session.scalar(select(func.count()).select_from(TelemetryPoint).where(
+            TelemetryPoint.device_id == device["id"])) == 2  # today's two
         assert session.scalar(select(TelemetryRollup.count).where(
-            TelemetryRollup.period_s == 60, TelemetryRollup.bucket == ms(old))) == 4
+            mine, TelemetryRollup.period_s == 60, TelemetryRollup.bucket == ms(old))) == 4
 
     login(client, "admin")
-    listed = client.get("/api/perception/devices", params={"profile": "temperature"}).json()
-    device_id = listed["items"][0]["id"]
+    device_id = device["id"]
     series = client.get(f"/api/perception/devices/{device_id}/series", params={
         "key": "temperature", "every": "1m", "start": (old - timedelta(hours=1)).isoformat(),
         "end": NOW.isoformat()}).json()

@@ -35,6 +35,7 @@ GENERATOR_MODULES = (
     "cityops.governance.assessment.demo",
     "cityops.governance.meetings.demo",
     "cityops.governance.risks.demo",
+    "cityops.perception.demo",
 )
 
 

@@ -1,0 +1,28 @@
+"""The demo seed's devices: registered and read through the service, every profile, labelled
+synthetic, owned by their departments, most reporting, a few with a day of history for charts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select
+
+from cityops.core.db import Database
+from cityops.perception import demo, profiles, service
+from cityops.perception.models import Device, TelemetryPoint
+
+
+def test_the_small_seed_has_devices_of_every_profile(db: Database) -> None:
+    with db.sessions() as session:
+        devices = session.scalars(select(Device)).all()
+        per_device = Counter(session.scalars(select(TelemetryPoint.device_id)).all())
+        page = service.list_devices(session, viewer=None, limit=500)
+    assert Counter(d.profile_code for d in devices) == demo.COUNTS["small"]
+    assert {p.code for p in profiles.registry().profiles} == set(demo.COUNTS["small"])
+    assert all(d.synthetic and d.org_unit_id is not None and d.access_token for d in devices)
+    assert sum(d.status == "online" for d in page.items) > len(devices) / 2
+    # A day of readings for the first devices of the sensor profiles: their pages have charts.
+    charted = {d.profile_code for d in devices if per_device[d.id] > 100}
+    assert charted == set(demo.COUNTS["small"]) - {"camera_box"}
+    with db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Device).where(Device.grid_code.is_(None))) == 0
