@@ -19,17 +19,27 @@ def simulate(
         None, "--duration", min=0, help="Seconds to run; default until Ctrl-C or SIGTERM."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed, for a repeatable run."),
+    devices: bool = typer.Option(True, "--devices/--no-devices",
+                                 help="Also let the synthetic devices report, with fires and faults."),
 ) -> None:
     """Add citizen reports, grid workers' visits with issues and problems reported on the spot at a
     steady rate, through the same services as real input (labelled synthetic). Each makes one case."""
+    import threading
+
     from cityops.core.db import Database
+    from cityops.demo.devices import DeviceSimulator
     from cityops.demo.simulator import Simulator
 
     db = Database(get_settings().database_url)
     sim = Simulator(db, rate=rate, duration=duration, seed=seed)
+    device_sim = DeviceSimulator(db, seed=seed)
+    device_thread = threading.Thread(target=device_sim.run, kwargs={"duration": duration}, daemon=True)
+    if devices:
+        device_thread.start()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         sim.stop()
+        device_sim.stop()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -38,6 +48,12 @@ def simulate(
         + (f" for {duration:g} s" if duration is not None else " until stopped")
     )
     report = sim.run()
+    device_sim.stop()
+    if devices:
+        device_thread.join(timeout=30)
     db.dispose()
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.by_kind.items())) or "none"
     typer.echo(f"simulated {report.events} events ({kinds}); {report.failures} failed")
+    if devices:
+        done = device_sim.report
+        typer.echo(f"devices: {done.readings} readings, {done.fires} fires, {done.faults} faulty sensors")

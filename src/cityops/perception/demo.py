@@ -70,7 +70,8 @@ def reading(rng: random.Random, profile: str, ts: int) -> dict[str, float | str 
     return values[profile]
 
 
-def _points(values: dict[str, float | str | bool], ts: int) -> list[Point]:
+def points_of(values: dict[str, float | str | bool], ts: int) -> list[Point]:
+    """A reading's values as stored points (text stays text, booleans become 1/0)."""
     out: list[Point] = []
     for key, value in values.items():
         if isinstance(value, str):
@@ -107,12 +108,12 @@ def run(ctx: SeedContext) -> None:
                 late = fate <= 0.08
                 ts = now_ms - (rng.randrange(4, 48) * 3_600_000 if late else rng.randrange(interval))
                 assert device.access_token is not None
-                points = _points(reading(rng, device.profile_code, ts), ts)
+                points = points_of(reading(rng, device.profile_code, ts), ts)
                 charted = int(device.name.rsplit("-", 1)[1]) <= HISTORY_DEVICES
                 if device.profile_code != "camera_box" and charted:
                     step = max(interval, 300_000)
                     for moment in range(ts - step, ts - 86_400_000, -step):
-                        points += _points(reading(rng, device.profile_code, moment), moment)
+                        points += points_of(reading(rng, device.profile_code, moment), moment)
                 uploads.append(service.Upload(device.access_token, "http", points=points,
                                               received_at=datetime.fromtimestamp(ts / 1000, UTC)))
             service.store_uploads(session, uploads, now=ctx.now)
