@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -293,18 +292,6 @@ def aftercare(t: Timeline, rng: random.Random, *, photo: str, by: User | None = 
 # --- the cases generator ------------------------------------------------------------------------
 
 
-def _point(rng: random.Random, index: PlaceIndex) -> tuple[float, float]:
-    """A uniformly random point inside a random grid."""
-    polygon = index.polygons[rng.randrange(len(index.polygons))]
-    minx, miny, maxx, maxy = polygon.bounds
-    for _ in range(50):
-        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
-        if polygon.contains(shapely.Point(x, y)):
-            return x, y
-    centre = polygon.representative_point()
-    return centre.x, centre.y
-
-
 def _fields(rng: random.Random, case_type: case_types.CaseType) -> dict[str, object]:
     values: dict[str, object] = {}
     for spec in case_type.fields:
@@ -331,7 +318,7 @@ def make_case(session: Session, rng: random.Random, history: History, *, reporte
     pattern, whats = TITLES.get(case_type.code, ("{place}{what}", ("问题",)))
     name = rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < 0.6 else "")
     title = pattern.format(name=name, place=rng.choice(PLACES), what=rng.choice(whats))
-    lon, lat = _point(rng, history.index)
+    lon, lat = places_service.random_point(rng, history.index)
     phone = f"1{rng.choice('3578')}{rng.randrange(10**9):09d}"
     data = CaseCreate(
         type_code=case_type.code, category=category.code, title=title, description=f"{title}，请尽快处理。",

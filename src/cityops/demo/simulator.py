@@ -19,8 +19,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import shapely
-
 from cityops.cases import service as cases_service
 from cityops.cases.schemas import CaseCreate
 from cityops.core.auth.models import User
@@ -53,17 +51,6 @@ class Report:
     events: int = 0
     by_kind: Counter[str] = field(default_factory=Counter)
     failures: int = 0
-
-
-def _point(rng: random.Random, index: PlaceIndex) -> tuple[float, float]:
-    polygon = index.polygons[rng.randrange(len(index.polygons))]
-    minx, miny, maxx, maxy = polygon.bounds
-    for _ in range(30):
-        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
-        if polygon.contains(shapely.Point(x, y)):
-            return x, y
-    centre = polygon.representative_point()
-    return centre.x, centre.y
 
 
 class Simulator:
@@ -113,7 +100,7 @@ class Simulator:
     def citizen_report(self) -> bool:
         assert self.index is not None
         type_code, category, title, fields = self.rng.choice(CITIZEN_REPORTS)
-        lon, lat = _point(self.rng, self.index)
+        lon, lat = places_service.random_point(self.rng, self.index)
         name = visits_demo.person_name(self.rng)
         data = CaseCreate(
             type_code=type_code,

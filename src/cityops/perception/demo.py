@@ -10,7 +10,6 @@ import math
 import random
 from datetime import UTC, datetime
 
-import shapely
 from sqlalchemy import func, select
 
 from cityops.core.db import Database
@@ -20,7 +19,6 @@ from cityops.perception.ingest import Point
 from cityops.perception.models import Device
 from cityops.perception.schemas import DeviceCreate
 from cityops.places import service as places_service
-from cityops.places.index import PlaceIndex
 
 # Devices per profile; the full counts are the seed's 20,000 sensors and 25,000 cameras.
 COUNTS = {
@@ -33,17 +31,6 @@ COUNTS = {
 HISTORY_DEVICES = 3  # per sensor profile, with a day of readings
 BATCH = 2_000
 EVENTS = ("none", "none", "none", "crowd", "illegal_parking")
-
-
-def _point(rng: random.Random, index: PlaceIndex) -> tuple[float, float]:
-    polygon = index.polygons[rng.randrange(len(index.polygons))]
-    minx, miny, maxx, maxy = polygon.bounds
-    for _ in range(50):
-        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
-        if polygon.contains(shapely.Point(x, y)):
-            return x, y
-    centre = polygon.representative_point()
-    return centre.x, centre.y
 
 
 def reading(rng: random.Random, profile: str, ts: int) -> dict[str, float | str | bool]:
@@ -92,7 +79,7 @@ def run(ctx: SeedContext) -> None:
         with ctx.db.session() as session:
             items = []
             for code, i in plan[start:start + BATCH]:
-                lon, lat = _point(rng, index)
+                lon, lat = places_service.random_point(rng, index)
                 name = f"{profiles.registry().get(code).name_zh}-{i + 1:05d}"
                 items.append(DeviceCreate(name=name, profile=code, lon=lon, lat=lat))
             made = service.register_devices(session, items=items, index=index, actor=None, synthetic=True,

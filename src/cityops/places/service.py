@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -418,6 +419,18 @@ def _ref(index: PlaceIndex, code: str | None) -> PlaceRef | None:
     if code is None:
         return None
     return PlaceRef(code=code, name=index.names.get(code, code))
+
+
+def random_point(rng: random.Random, index: PlaceIndex) -> tuple[float, float]:
+    """A uniformly random point inside a random grid (synthetic data: demo seeds and simulators)."""
+    polygon = index.polygons[rng.randrange(len(index.polygons))]
+    minx, miny, maxx, maxy = polygon.bounds
+    for _ in range(50):
+        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+        if polygon.contains(shapely.Point(x, y)):
+            return x, y
+    centre = polygon.representative_point()
+    return centre.x, centre.y
 
 
 def lookup_point(index: PlaceIndex, *, lon: float, lat: float) -> LookupResult:
