@@ -72,3 +72,38 @@ def served(env: dict[str, str], *, workers: int) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+WRK_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99),
+    summary.duration))
+end
+"""
+
+
+def run_wrk(url: str, script: str, *, duration: float, clients: int, headers: dict[str, str] | None = None
+            ) -> dict[str, Any]:
+    """wrk (C, Debian's package) with a Lua script (WRK_DONE is appended to report): a Python load
+    generator would be the bottleneck. Requests, errors, rate and p50/p99 latency."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script + WRK_DONE)
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{duration:g}s", "-s", fh.name, *extra, url],
+                             check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(fh.name)
+    line = next(row for row in out.splitlines() if row.startswith("RESULT"))
+    requests, socket_errors, bad_status, p50_us, p99_us, duration_us = map(int, line.split()[1:])
+    if requests == 0:
+        raise SystemExit(f"wrk completed no request on {url}:\n{out}")
+    seconds = duration_us / 1e6
+    return {"requests": requests, "errors": socket_errors + bad_status, "seconds": round(seconds, 2),
+            "per_s": round(requests / seconds, 1), "p50_ms": round(p50_us / 1000, 2),
+            "p99_ms": round(p99_us / 1000, 2)}

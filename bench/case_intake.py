@@ -16,14 +16,13 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import save, served
+from _common import run_wrk, save, served
 from sqlalchemy import create_engine, select, text
 
 from cityops.places.models import Grid
@@ -64,37 +63,13 @@ request = function()
   return wrk.format(nil, "%(path)s", nil, body)
 end
 """
-WRK_DONE = """
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
-    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99),
-    summary.duration))
-end
-"""
-
-
 def load(base: str, token: str, points: list[tuple[float, float]], *, path: str, duration: float,
          post: bool) -> dict[str, Any]:
     """wrk (C, Debian's package) as the load generator: a Python client would be the bottleneck."""
     script = (WRK_SCRIPT % {"points": ",".join(f"{{{lon},{lat}}}" for lon, lat in points), "path": path}
-              if post else "") + WRK_DONE
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(script)
-    try:
-        out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{duration:g}s", "-s", fh.name,
-                              "-H", f"Authorization: Bearer {token}", f"{base}{path}"],
-                             check=True, capture_output=True, text=True).stdout
-    finally:
-        os.unlink(fh.name)
-    line = next(row for row in out.splitlines() if row.startswith("RESULT"))
-    if line.split()[1] == "0":
-        raise SystemExit(f"wrk completed no request on {path}:\n{out}")
-    requests, socket_errors, bad_status, p50_us, p99_us, duration_us = map(int, line.split()[1:])
-    seconds = duration_us / 1e6
-    return {"requests": requests, "errors": socket_errors + bad_status, "seconds": round(seconds, 2),
-            "per_s": round(requests / seconds, 1),
-            "p50_ms": round(p50_us / 1000, 2), "p99_ms": round(p99_us / 1000, 2)}
+              if post else "")
+    return run_wrk(f"{base}{path}", script, duration=duration, clients=CLIENTS,
+                   headers={"Authorization": f"Bearer {token}"})
 
 
 def wait_idle(base: str, *, timeout_s: float = 60) -> None:

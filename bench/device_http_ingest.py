@@ -15,12 +15,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import save, served
+from _common import run_wrk, save, served
 from sqlalchemy import func, select
 
 from cityops.core.db import Database
@@ -59,32 +58,11 @@ request = function()
   end
   return wrk.format(nil, "/api/v1/" .. token .. "/telemetry", nil, "[" .. table.concat(parts, ",") .. "]")
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("RESULT %%d %%d %%d %%d %%d %%d\\n", summary.requests,
-    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99),
-    summary.duration))
-end
 """
 
 
-DONE_ONLY = "done = " + WRK_SCRIPT.split("done = ")[1].replace("%%", "%")
-
-
 def wrk(base_url: str, path: str, script: str, duration: float) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(script)
-    try:
-        out = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{duration:g}s", "-s", fh.name,
-                              f"{base_url}{path}"], check=True, capture_output=True, text=True).stdout
-    finally:
-        os.unlink(fh.name)
-    line = next(row for row in out.splitlines() if row.startswith("RESULT"))
-    requests, socket_errors, bad_status, p50_us, p99_us, duration_us = map(int, line.split()[1:])
-    seconds = duration_us / 1e6
-    return {"requests": requests, "errors": socket_errors + bad_status, "seconds": round(seconds, 2),
-            "per_s": round(requests / seconds, 1), "p50_ms": round(p50_us / 1000, 2),
-            "p99_ms": round(p99_us / 1000, 2)}
+    return run_wrk(f"{base_url}{path}", script, duration=duration, clients=CLIENTS)
 
 
 def register(url: str, count: int) -> list[str]:
@@ -140,7 +118,7 @@ def main() -> None:
     script = WRK_SCRIPT % {"tokens": ",".join(f'"{t}"' for t in tokens), "entries": args.entries,
                            "base": int(time.time() * 1000) - 20 * 86_400_000}
     with served(env, workers=args.workers) as base:
-        ceiling = wrk(base, "/healthz", DONE_ONLY, args.duration)
+        ceiling = wrk(base, "/healthz", "", args.duration)
         before = stored_points(url)
         started = time.monotonic()
         ingest = wrk(base, "/", script, args.duration)

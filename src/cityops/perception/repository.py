@@ -57,11 +57,15 @@ def _lookup(session: Session, condition: ColumnElement[bool]) -> list[tuple[str,
     return [(key, key_id) for key, key_id in rows]
 
 
-def key_ids(session: Session, names: Iterable[str]) -> dict[str, int]:
-    """The dictionary ids of key names, adding the names not seen before."""
+def key_ids(session: Session, names: Iterable[str], *, add: bool = True) -> dict[str, int]:
+    """The dictionary ids of key names, adding the names not seen before (with `add`; without it,
+    names never stored are left out)."""
     known = _dictionary(session)
     wanted = set(names)
     missing = [n for n in wanted if n not in known.ids]
+    if missing and not add:
+        known.learn(_lookup(session, TelemetryKeyName.key.in_(missing)))
+        return {n: known.ids[n] for n in wanted if n in known.ids}
     if missing:
         session.execute(insert_or_ignore(session, TelemetryKeyName)
                         .on_conflict_do_nothing(index_elements=["key"]), [{"key": n} for n in missing])
@@ -107,16 +111,6 @@ def series(session: Session, device_id: int, key_id: int, start_ms: int, end_ms:
                TelemetryPoint.ts >= start_ms, TelemetryPoint.ts <= end_ms)
         .order_by(TelemetryPoint.ts.desc()).limit(limit))
     return list(reversed(list(rows)))
-
-
-def key_ids_known(session: Session, names: Iterable[str]) -> dict[str, int]:
-    """The ids of key names already in the dictionary (nothing is added)."""
-    wanted = set(names)
-    known = _dictionary(session)
-    missing = [n for n in wanted if n not in known.ids]
-    if missing:
-        known.learn(_lookup(session, TelemetryKeyName.key.in_(missing)))
-    return {n: known.ids[n] for n in wanted if n in known.ids}
 
 
 def rejection_counts(session: Session) -> dict[str, int]:
@@ -258,7 +252,7 @@ def recent_nearby(session: Session, *, lon: float, lat: float, within_m: float, 
                   since_ts: int, until_ts: int) -> list[tuple[Device, float | None, str | None]]:
     """Devices of a profile around a point (a box of `within_m`, to be measured exactly by the
     caller) whose latest value of `key` falls in [since_ts, until_ts], with that value."""
-    key_id = key_ids_known(session, [key]).get(key)
+    key_id = key_ids(session, [key], add=False).get(key)
     if key_id is None:
         return []
     dlat = within_m / METRES_PER_DEGREE

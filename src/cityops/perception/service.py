@@ -507,7 +507,7 @@ def series(session: Session, *, viewer: User | None, device_id: int, key: str | 
     if start > end:
         raise ValidationFailed("start is after end", field="start")
     spec = profiles.registry().get(device.profile_code).key(key)
-    key_id = repo.key_ids_known(session, [key]).get(key)
+    key_id = repo.key_ids(session, [key], add=False).get(key)
     span = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
     points: list[tuple[int, float | str | None]] = []
     if key_id is not None and every == "raw":
