@@ -92,6 +92,7 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
     jobs = [cases_service.escalation_job(), scheduler.webhooks_job(webhooks.secret_from(settings)),
             risks_service.risks_scan_job(),
             perception_service.retention_job(keep_days=settings.telemetry_raw_days),
+            perception_service.offline_job(),
             # Expired exports also go when a new one starts; this catches a quiet server.
             scheduler.Job("exports.purge_expired", 3600,
                           lambda db, now: exports.purge_expired(db, export_files, now=now))]

@@ -20,21 +20,27 @@ class ConfigFileError(ValueError):
     """A configuration file that cannot be used; the message names the file and the line."""
 
 
-def _node_at(node: Node, loc: tuple[int | str, ...]) -> Node:
-    """The deepest YAML node along a pydantic error location (for its line number)."""
-    for key in loc:
+def _node_at(node: Node, loc: tuple[int | str, ...]) -> tuple[Node, tuple[int | str, ...]]:
+    """The deepest YAML node along a pydantic error location (for its line number), and the location
+    without the tags of discriminated unions: pydantic puts the tag (`kind: threshold` gives
+    "threshold") into the location, where the file has no such key."""
+    kept: list[int | str] = []
+    for i, key in enumerate(loc):
         if isinstance(node, MappingNode):
             for key_node, value_node in node.value:
                 if isinstance(key_node, ScalarNode) and key_node.value == str(key):
                     node = value_node
                     break
             else:
-                return node
+                if any(isinstance(v, ScalarNode) and v.value == str(key) for _, v in node.value):
+                    continue
+                return node, (*kept, *loc[i:])
         elif isinstance(node, SequenceNode) and isinstance(key, int) and 0 <= key < len(node.value):
             node = node.value[key]
         else:
-            return node
-    return node
+            return node, (*kept, *loc[i:])
+        kept.append(key)
+    return node, tuple(kept)
 
 
 def parse_yaml(text: str, model: type[Model], *, source: str, expected: str,
@@ -59,7 +65,7 @@ def parse_yaml(text: str, model: type[Model], *, source: str, expected: str,
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and re.fullmatch(r"[a-z-]+\[.*\]", p)))
-        node = _node_at(root, loc)
+        node, loc = _node_at(root, loc)
         where = ".".join(str(p) for p in loc) or "document"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise error(f"{source} line {node.start_mark.line + 1}: {where}: {first['msg']}{more}") from None

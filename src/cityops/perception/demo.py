@@ -43,7 +43,8 @@ def reading(rng: random.Random, profile: str, ts: int) -> dict[str, float | str 
                            "battery": rng.randint(40, 100)},
         "temperature": {"temperature": round(18 + 8 * day + rng.gauss(0, 1), 1),
                         "humidity": round(55 - 15 * day + rng.gauss(0, 3), 1)},
-        "water_level": {"level": round(rng.uniform(1.2, 2.4), 2)},
+        # Slow as a river is: a random level at each reading would trip the rate-of-change rule.
+        "water_level": {"level": round(1.8 + 0.3 * day + rng.uniform(-0.005, 0.005), 2)},
         "rain_gauge": {"rain_mm": round(max(0.0, rng.gauss(0.2, 0.5)), 1)},
         "traffic_detector": {"vehicles": max(0, round(30 + 25 * day + rng.gauss(0, 5))),
                              "speed_kmh": round(45 - 10 * day + rng.gauss(0, 4), 1)},

@@ -44,12 +44,12 @@ def on_alarm_raised(session: Session, envelope: Envelope, index: Callable[[Sessi
     # the fire it confirms; a detector flapping).
     sharing = {r.alarm_type for r in registry.all() if r.case_category == rule.case_category}
     previous = repo.last_case_of(session, device.id, sharing, before_alarm=alarm.id)
-    comment = f"{rule.name_zh}（{alarm.severity}）: {alarm.value or 0:g}"
+    reading = rule.reading(alarm.value or 0)
+    comment = f"{rule.name_zh}（{alarm.severity}）: {reading}"
     if previous is not None and case_service.note_if_open(session, case_id=previous, action="alarm",
                                                          comment=comment, data=detail):
         alarm.case_id = previous
         return
-    reading = f"{rule.key} = {alarm.value or 0:g}"
     case = case_service.report_case(session, index=index(session), data=CaseCreate(
         type_code="sensor_alarm", category=rule.case_category, title=f"{rule.name_zh}：{device.name}",
         description=f"{rule.name_zh}（{alarm.severity}）：{reading}，{_when(alarm.start_ts)}",

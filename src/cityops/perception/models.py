@@ -129,7 +129,8 @@ class TelemetryDirtyHour(Base):
 
 class RuleState(Base):
     """Where a rule stands for a device: since when its limit has been passed (for the minimum
-    duration) and whether it has raised its alarm."""
+    duration), whether it has raised its alarm, and the newest point seen (its ts, and its value for
+    a rate of change, measured from one point to the next across batches)."""
 
     __tablename__ = "rule_states"
 
@@ -138,6 +139,7 @@ class RuleState(Base):
     breach_since: Mapped[int | None] = mapped_column(BigInteger, default=None)
     raised: Mapped[bool] = mapped_column(default=False)
     last_ts: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_value: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 ALARM_STATUSES = ("ACTIVE_UNACK", "ACTIVE_ACK", "CLEARED_UNACK", "CLEARED_ACK")

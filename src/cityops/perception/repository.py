@@ -6,12 +6,14 @@ import math
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, event, func, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, event, exists, func, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from cityops.core.auth.models import OrgUnit
 from cityops.core.db import insert_or_ignore
 from cityops.perception.models import (
     Alarm,
@@ -86,8 +88,16 @@ def key_names(session: Session, ids: Iterable[int]) -> dict[int, str]:
 
 
 def devices_by_token(session: Session, tokens: Sequence[str]) -> dict[str, Device]:
+    if not tokens:
+        return {}
     rows = session.scalars(select(Device).where(Device.access_token.in_(set(tokens))))
     return {d.access_token: d for d in rows if d.access_token is not None}
+
+
+def devices_by_id(session: Session, ids: Sequence[int]) -> dict[int, Device]:
+    if not ids:
+        return {}
+    return {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(set(ids))))}
 
 
 def device_page(condition: ColumnElement[bool]) -> Select[Device]:
@@ -220,7 +230,7 @@ def rule_states(session: Session, pairs: Sequence[tuple[int, str]]) -> dict[tupl
     for pair in pairs:
         if pair not in found:
             found[pair] = RuleState(device_id=pair[0], rule_code=pair[1], breach_since=None, raised=False,
-                                    last_ts=0)
+                                    last_ts=0, last_value=None)
             session.add(found[pair])
     return found
 
@@ -243,6 +253,24 @@ def devices_with_active(session: Session, alarm_type: str, device_ids: Iterable[
     return set(session.scalars(select(Alarm.device_id).where(
         Alarm.type == alarm_type, Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK")),
         Alarm.device_id.in_(set(device_ids)))))
+
+
+def silent_devices(session: Session, *, profile: str, alarm_type: str, before: datetime) -> list[Device]:
+    """Devices of a profile that have reported, but not since `before`, and have no active alarm of
+    the type yet: one query."""
+    alarmed = exists().where(Alarm.device_id == Device.id, Alarm.type == alarm_type,
+                             Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK")))
+    return list(session.scalars(select(Device).where(
+        Device.profile_code == profile, Device.last_activity_at.is_not(None),
+        Device.last_activity_at < before, ~alarmed)))
+
+
+def reporting_with_active(session: Session, *, profile: str, alarm_type: str,
+                          since: datetime) -> list[Device]:
+    """Devices of a profile with an active alarm of the type that have reported since `since`."""
+    return list(session.scalars(select(Device).join(Alarm, Alarm.device_id == Device.id).where(
+        Device.profile_code == profile, Device.last_activity_at >= since, Alarm.type == alarm_type,
+        Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK"))).distinct()))
 
 
 METRES_PER_DEGREE = 111_320.0
@@ -276,3 +304,68 @@ def alarm_page(session: Session, condition: ColumnElement[bool], *, limit: int,
 def alarm_count(session: Session, condition: ColumnElement[bool]) -> int:
     return session.scalar(select(func.count()).select_from(Alarm).join(Device, Device.id == Alarm.device_id)
                           .where(condition)) or 0
+
+
+# --- hand clearing and the fire board ----------------------------------------------------------
+
+CLEARED = ("CLEARED_UNACK", "CLEARED_ACK")
+
+
+def reset_rule_states(session: Session, device_id: int, rule_codes: Iterable[str]) -> None:
+    """Forget that these rules passed their limits on the device, so the next breach raises anew."""
+    codes = set(rule_codes)
+    if codes:
+        session.execute(update(RuleState).where(RuleState.device_id == device_id,
+                                                RuleState.rule_code.in_(codes))
+                        .values(raised=False, breach_since=None))
+
+
+def confirmed_by(confirmed_types: Sequence[str], window_ms: int) -> ColumnElement[bool]:
+    """For a row of `Alarm`: its device has an alarm of a confirmed type starting within the row's
+    span (raised to cleared, or to its latest point) widened by the window on both sides."""
+    other = aliased(Alarm)
+    # A hand clear stamps the wall clock, which may lie before the device's own latest point.
+    span_end = case((Alarm.clear_ts > Alarm.end_ts, Alarm.clear_ts), else_=Alarm.end_ts)
+    return exists().where(other.device_id == Alarm.device_id, other.type.in_(set(confirmed_types)),
+                          other.start_ts >= Alarm.start_ts - window_ms,
+                          other.start_ts <= span_end + window_ms).correlate(Alarm)
+
+
+def alarms_with_flag(session: Session, condition: ColumnElement[bool], flag: ColumnElement[bool], *,
+                     limit: int) -> list[tuple[Alarm, Device, bool]]:
+    """Alarms newest first, each with a per-row condition evaluated by the database."""
+    rows = session.execute(select(Alarm, Device, case((flag, 1), else_=0))
+                           .join(Device, Device.id == Alarm.device_id).where(condition)
+                           .order_by(Alarm.id.desc()).limit(limit))
+    return [(alarm, device, bool(flagged)) for alarm, device, flagged in rows]
+
+
+def outcomes_by_device(session: Session, condition: ColumnElement[bool], confirmed: ColumnElement[bool], *,
+                       limit: int, offset: int) -> tuple[list[tuple[Device, int, int, int, int]], int]:
+    """Per device with alarms matching `condition`: (device, alarms, confirmed, false, still active),
+    where false is cleared and not confirmed; worst false-alarm rate first. And the number of devices."""
+    per_alarm = (select(Alarm.device_id.label("device_id"), case((confirmed, 1), else_=0).label("confirmed"),
+                        case((Alarm.status.in_(CLEARED), 1), else_=0).label("cleared"))
+                 .join(Device, Device.id == Alarm.device_id).where(condition).subquery())
+    unconfirmed_clear = case((and_(per_alarm.c.cleared == 1, per_alarm.c.confirmed == 0), 1), else_=0)
+    per_device = (select(per_alarm.c.device_id, func.count().label("alarms"),
+                         func.sum(per_alarm.c.confirmed).label("confirmed"),
+                         func.sum(unconfirmed_clear).label("false_alarms"),
+                         func.sum(1 - per_alarm.c.cleared).label("active"))
+                  .group_by(per_alarm.c.device_id).subquery())
+    rate = cast(per_device.c.false_alarms, Float) / per_device.c.alarms
+    rows = session.execute(
+        select(Device, per_device.c.alarms, per_device.c.confirmed, per_device.c.false_alarms,
+               per_device.c.active)
+        .join(per_device, per_device.c.device_id == Device.id)
+        .order_by(rate.desc(), per_device.c.false_alarms.desc(), per_device.c.alarms.desc(), Device.id)
+        .limit(limit).offset(offset))
+    total = session.scalar(select(func.count()).select_from(per_device)) or 0
+    return [(d, int(n), int(c or 0), int(f or 0), int(a or 0)) for d, n, c, f, a in rows], total
+
+
+def unit_names(session: Session, unit_ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {u for u in unit_ids if u is not None}
+    if not wanted:
+        return {}
+    return {i: n for i, n in session.execute(select(OrgUnit.id, OrgUnit.name).where(OrgUnit.id.in_(wanted)))}

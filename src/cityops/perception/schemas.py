@@ -108,3 +108,52 @@ class AlarmRead(BaseModel):
 class AlarmPage(BaseModel):
     items: list[AlarmRead]
     total: int
+
+
+class AlarmCase(BaseModel):
+    """The case an alarm opened or joined, as far as the viewer may see it."""
+
+    id: int
+    number: str | None = None
+    status: str | None = None  # None when the case lies outside the viewer's scope
+    org_unit_name: str | None = None
+
+
+class FireAlarmRead(AlarmRead):
+    lon: float
+    lat: float
+    confirmed_fire: bool  # a cross-device confirmation (camera + smoke), not a detector alone
+    confirmed: bool | None = None  # for smoke alarms: a confirmed fire overlapped it
+    case: AlarmCase | None = None
+
+
+class FireCounts(BaseModel):
+    active: int
+    confirmed_today: int
+    unconfirmed_smoke_today: int
+
+
+class FalseAlarmRate(BaseModel):
+    device_id: int
+    device_name: str
+    division_code: str
+    org_unit_name: str | None
+    alarms: int
+    confirmed: int
+    false_alarms: int
+    active: int
+    rate: float  # false_alarms / alarms, 0..1
+
+
+class FalseAlarmPage(BaseModel):
+    items: list[FalseAlarmRate]
+    total: int
+    days: int
+    window_s: int
+
+
+class FireBoard(BaseModel):
+    counts: FireCounts
+    active: list[FireAlarmRead]
+    today: list[FireAlarmRead]
+    rates: FalseAlarmPage

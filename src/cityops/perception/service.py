@@ -6,17 +6,20 @@ answered on its own."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
+from cityops.cases import service as case_service
 from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.roles import has_permission
 from cityops.core.auth.scope import authorize, scope_filter
@@ -35,16 +38,23 @@ from cityops.perception.models import (
     Device,
     DeviceAttribute,
     IngestRejection,
+    RuleState,
     TelemetryLatest,
 )
-from cityops.perception.rules import ConfirmRule, ThresholdRule
+from cityops.perception.rules import AnyRule, ConfirmRule, GeofenceRule, NoDataRule, RateRule, ThresholdRule
 from cityops.perception.schemas import (
+    AlarmCase,
     AlarmPage,
     AlarmRead,
     AttributesRead,
     DeviceCreate,
     DevicePage,
     DeviceRead,
+    FalseAlarmPage,
+    FalseAlarmRate,
+    FireAlarmRead,
+    FireBoard,
+    FireCounts,
     LatestValue,
     RejectionRead,
     RejectionsRead,
@@ -56,6 +66,7 @@ from cityops.places import service as places_service
 from cityops.places.index import PlaceIndex
 
 STATUSES = ("online", "offline", "inactive")
+log = logging.getLogger(__name__)
 
 
 @event_type
@@ -89,7 +100,7 @@ class Upload:
     """What one device sent in one message: points, client attributes, or the reason it was refused
     before storing (kept in the dead-letter list)."""
 
-    token: str
+    token: str  # the access token it came with (HTTP), or "" when the broker named the device
     transport: str
     points: Sequence[Point] = ()
     attributes: dict[str, Any] | None = None
@@ -97,6 +108,11 @@ class Upload:
     excerpt: str = ""
     # When the platform received it, if not now (a batch replayed from a gateway's buffer, the demo).
     received_at: datetime | None = None
+    # The device, when the MQTT broker authenticated its connection and named it in the topic.
+    device_id: int | None = None
+
+
+UNKNOWN_DEVICE = "unknown or revoked device access token"
 
 
 def store_uploads(session: Session, uploads: Sequence[Upload], *,
@@ -104,16 +120,17 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
     """Store the uploads of a batch; per upload None, or the error refusing it (recorded as a
     rejection with its reason, in the same transaction)."""
     now = now or utcnow()
-    devices = repo.devices_by_token(session, [u.token for u in uploads])
+    by_token = repo.devices_by_token(session, [u.token for u in uploads if u.device_id is None])
+    by_id = repo.devices_by_id(session, [u.device_id for u in uploads if u.device_id is not None])
     outcomes: list[CityopsError | None] = []
     rejections: list[dict[str, Any]] = []
     points: list[tuple[int, Point]] = []
     attributes: dict[tuple[int, str], Any] = {}
     active: dict[int, datetime] = {}
     for upload in uploads:
-        device = devices.get(upload.token)
+        device = by_token.get(upload.token) if upload.device_id is None else by_id.get(upload.device_id)
         error = upload.rejected or (None if device is not None else IngestRejected(
-            "unknown_token", "unknown or revoked device access token", status=401))
+            "unknown_token", UNKNOWN_DEVICE, status=401))
         if error is not None:
             rejections.append({"received_at": now, "transport": upload.transport, "reason": error.reason,
                                "message": error.message[:300], "device_id": device.id if device else None,
@@ -129,7 +146,7 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
         outcomes.append(None)
     if points:
         _store_points(session, points)
-        _evaluate_rules(session, points, {d.id: d for d in devices.values()})
+        _evaluate_rules(session, points, {**by_id, **{d.id: d for d in by_token.values()}})
     if attributes:
         stmt = insert_or_ignore(session, DeviceAttribute)
         session.execute(stmt.on_conflict_do_update(
@@ -171,49 +188,155 @@ def _store_points(session: Session, points: Sequence[tuple[int, Point]]) -> None
          for d, k, ts, num, text in newest.values()])
 
 
+Track = list[tuple[int, float, float]]  # a device's (ts, lon, lat) in time order
+
+
 def _evaluate_rules(session: Session, points: Sequence[tuple[int, Point]],
                     devices: dict[int, Device]) -> None:
     """The batch's numeric points through the rules of their devices' profiles, in time order per
-    device and rule; alarms are raised, kept up or cleared as the points cross the limits."""
+    device and rule; alarms are raised, kept up or cleared as the points cross the limits. A device
+    reporting clears its no-data alarm."""
     registry = rules.registry()
     watching = registry.by_profile_key()
-    series: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
+    series: dict[tuple[int, str], list[tuple[int, str, float]]] = defaultdict(list)
     for device_id, (key, ts, num, _text) in points:
         if num is None:
             continue
-        for rule in watching.get((devices[device_id].profile_code, key), ()):
-            series[(device_id, rule.code)].append((ts, num))
+        for watcher in watching.get((devices[device_id].profile_code, key), ()):
+            series[(device_id, watcher.code)].append((ts, key, num))
     states = repo.rule_states(session, list(series)) if series else {}
     by_code = {r.code: r for r in registry.rules}
+    # A zone is looked up once per rule and batch, for all its devices' positions.
+    fenced: dict[GeofenceRule, list[tuple[int, RuleState, Track]]] = defaultdict(list)
     for (device_id, code), values in series.items():
         rule, state = by_code[code], states[(device_id, code)]
-        last_ts, since, raised = state.last_ts, state.breach_since, state.raised
-        kept: tuple[int, float] | None = None  # the newest point that kept a raised alarm up
-        for ts, value in sorted(values):
-            if ts < last_ts:  # a late point does not move the alarm back in time
-                continue
-            last_ts = ts
-            if rule.breached(value):
-                since = ts if since is None else since
-                if raised:
-                    kept = (ts, value)
-                elif ts - since >= rule.for_s * 1000:
-                    raised, kept = True, None
-                    _raise_alarm(session, device_id, rule, ts, value)
-            elif rule.recovered(value):
-                since = None
-                if raised:
-                    raised, kept = False, None
-                    _clear_alarm(session, device_id, rule, ts, value)
-            elif raised:  # inside the hysteresis band: the alarm stays up
-                kept = (ts, value)
-            else:  # inside the band before raising: the limit is no longer passed
-                since = None
-        if kept is not None:
-            _keep_up(session, device_id, rule, *kept)
-        state.last_ts, state.breach_since, state.raised = last_ts, since, raised
+        values.sort()
+        if isinstance(rule, ThresholdRule):
+            _threshold(session, device_id, rule, state, [(ts, num) for ts, _key, num in values])
+        elif isinstance(rule, RateRule):
+            _rate(session, device_id, rule, state, [(ts, num) for ts, _key, num in values])
+        elif isinstance(rule, GeofenceRule):
+            fenced[rule].append((device_id, state, _positions(rule, values)))
+    for fence, tracks in fenced.items():
+        _geofence(session, fence, tracks)
     for confirmation in registry.confirmations:
         _confirm(session, confirmation, points, devices)
+    _back_online(session, points, devices)
+
+
+def _threshold(session: Session, device_id: int, rule: ThresholdRule, state: RuleState,
+               values: Sequence[tuple[int, float]]) -> None:
+    last_ts, since, raised = state.last_ts, state.breach_since, state.raised
+    kept: tuple[int, float] | None = None  # the newest point that kept a raised alarm up
+    for ts, value in values:
+        if ts < last_ts:  # a late point does not move the alarm back in time
+            continue
+        last_ts = ts
+        if rule.breached(value):
+            since = ts if since is None else since
+            if raised:
+                kept = (ts, value)
+            elif ts - since >= rule.for_s * 1000:
+                raised, kept = True, None
+                _raise_alarm(session, device_id, rule, ts, value)
+        elif rule.recovered(value):
+            since = None
+            if raised:
+                raised, kept = False, None
+                _clear_alarm(session, device_id, rule, ts, value)
+        elif raised:  # inside the hysteresis band: the alarm stays up
+            kept = (ts, value)
+        else:  # inside the band before raising: the limit is no longer passed
+            since = None
+    if kept is not None:
+        _keep_up(session, device_id, rule, *kept)
+    state.last_ts, state.breach_since, state.raised = last_ts, since, raised
+
+
+def _follow(session: Session, device_id: int, rule: RateRule | GeofenceRule, state: RuleState,
+            readings: Sequence[tuple[int, float, bool, bool]]) -> None:
+    """(ts, value, breached, recovered) in time order through a rule without a duration: the first
+    breach raises, the first recovery clears, anything between keeps a raised alarm up."""
+    kept: tuple[int, float] | None = None
+    for ts, value, breached, recovered in readings:
+        if breached and not state.raised:
+            state.raised, kept = True, None
+            _raise_alarm(session, device_id, rule, ts, value)
+        elif recovered and state.raised:
+            state.raised, kept = False, None
+            _clear_alarm(session, device_id, rule, ts, value)
+        elif state.raised:
+            kept = (ts, value)
+    if kept is not None:
+        _keep_up(session, device_id, rule, *kept)
+
+
+def _rate(session: Session, device_id: int, rule: RateRule, state: RuleState,
+          values: Sequence[tuple[int, float]]) -> None:
+    """The rate from each point to the next, starting from the newest point of earlier batches."""
+    readings: list[tuple[int, float, bool, bool]] = []
+    for ts, value in values:
+        if ts <= state.last_ts:  # late or repeated: a rate is measured forwards in time
+            continue
+        if state.last_value is not None:
+            rate = rule.rate((state.last_ts, state.last_value), ts, value)
+            readings.append((ts, rate, rate > rule.limit, rate < rule.clear_at))
+        state.last_ts, state.last_value = ts, value
+    _follow(session, device_id, rule, state, readings)
+
+
+def _positions(rule: GeofenceRule, values: Sequence[tuple[int, str, float]]) -> Track:
+    """(ts, lon, lat) of the moments that carry both position keys."""
+    at: dict[int, dict[str, float]] = defaultdict(dict)
+    for ts, key, num in values:
+        at[ts][key] = num
+    return [(ts, keys[rule.lon_key], keys[rule.lat_key]) for ts, keys in sorted(at.items())
+            if rule.lon_key in keys and rule.lat_key in keys]
+
+
+def _geofence(session: Session, rule: GeofenceRule, tracks: Sequence[tuple[int, RuleState, Track]]) -> None:
+    """The positions of the rule's devices against its zone, looked up together; a late position
+    (before the newest one seen) is left out, as a late point is by the other rules."""
+    fresh = [(device_id, state, [p for p in track if p[0] >= state.last_ts])
+             for device_id, state, track in tracks]
+    flat = [p for _device_id, _state, track in fresh for p in track]
+    if not flat:
+        return
+    inside = places_service.points_in_zone(session, lon=[p[1] for p in flat], lat=[p[2] for p in flat],
+                                           code=rule.zone, polygon=rule.polygon)
+    if inside is None:
+        log.warning("geofence rule %s: zone %s is no grid or division with a boundary", rule.code, rule.zone)
+        return
+    answers = iter(inside)
+    for device_id, state, track in fresh:
+        readings: list[tuple[int, float, bool, bool]] = []
+        for ts, _lon, _lat in track:
+            within = next(answers)
+            breached = rule.breached(within)
+            readings.append((ts, 1.0 if within else 0.0, breached, not breached))
+        _follow(session, device_id, rule, state, readings)
+        if track:
+            state.last_ts = track[-1][0]
+
+
+def _back_online(session: Session, points: Sequence[tuple[int, Point]], devices: dict[int, Device]) -> None:
+    """A device of a profile with a no-data rule that reports clears its alarm of the rule."""
+    silent_rules = rules.registry().no_data()
+    if not silent_rules:
+        return
+    now_ms = _ms(utcnow())
+    reporting = {device_id for device_id, _point in points}
+    for rule in silent_rules:
+        ids = [d for d in reporting if devices[d].profile_code == rule.profile]
+        for device_id in repo.devices_with_active(session, rule.alarm_type, ids) if ids else ():
+            _back(session, device_id, rule, now_ms)
+
+
+def _back(session: Session, device_id: int, rule: NoDataRule, ts: int) -> None:
+    """Clear a no-data alarm, keeping its value: how long the device had been silent when found."""
+    alarm = repo.active_alarm(session, device_id, rule.alarm_type)
+    if alarm is not None:
+        _clear_alarm(session, device_id, rule, ts, alarm.value or 0.0)
 
 
 def _confirm(session: Session, rule: ConfirmRule, points: Sequence[tuple[int, Point]],
@@ -249,8 +372,7 @@ def _confirm(session: Session, rule: ConfirmRule, points: Sequence[tuple[int, Po
             _clear_alarm(session, device_id, rule, ts, value)
 
 
-def _raise_alarm(session: Session, device_id: int, rule: ThresholdRule | ConfirmRule, ts: int,
-                 value: float) -> None:
+def _raise_alarm(session: Session, device_id: int, rule: AnyRule, ts: int, value: float) -> None:
     """Create-or-update by (originator, type): a second rule of the same type updates the alarm."""
     alarm = repo.active_alarm(session, device_id, rule.alarm_type)
     if alarm is not None:
@@ -264,14 +386,13 @@ def _raise_alarm(session: Session, device_id: int, rule: ThresholdRule | Confirm
                               severity=alarm.severity, rule_code=rule.code))
 
 
-def _keep_up(session: Session, device_id: int, rule: ThresholdRule, ts: int, value: float) -> None:
+def _keep_up(session: Session, device_id: int, rule: AnyRule, ts: int, value: float) -> None:
     alarm = repo.active_alarm(session, device_id, rule.alarm_type)
     if alarm is not None:
         alarm.end_ts, alarm.value = max(alarm.end_ts, ts), value
 
 
-def _clear_alarm(session: Session, device_id: int, rule: ThresholdRule | ConfirmRule, ts: int,
-                 value: float) -> None:
+def _clear_alarm(session: Session, device_id: int, rule: AnyRule, ts: int, value: float) -> None:
     alarm = repo.active_alarm(session, device_id, rule.alarm_type)
     if alarm is None:
         return
@@ -279,6 +400,44 @@ def _clear_alarm(session: Session, device_id: int, rule: ThresholdRule | Confirm
     alarm.clear_ts, alarm.end_ts, alarm.value = ts, ts, value
     emit(session, AlarmCleared(alarm_id=alarm.id, device_id=device_id, type=alarm.type,
                                case_id=alarm.case_id))
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class OfflineReport:
+    raised: int
+    cleared: int
+
+
+def offline_alarms(db: Database, *, now: datetime | None = None) -> OfflineReport:
+    """The no-data rules, which no batch can see: an alarm for each device of the rule's profile that
+    has reported but has been silent for the rule's intervals (one query per rule), and the alarms of
+    devices that have reported since cleared (ingestion clears them at once; this catches an upload
+    of attributes only). A device that never reported is inactive, not offline. One transaction per
+    rule."""
+    now = now or utcnow()
+    raised = cleared = 0
+    for rule in rules.registry().no_data():
+        since = now - timedelta(seconds=rule.silent_s)
+        with db.session() as session:
+            for device in repo.silent_devices(session, profile=rule.profile, alarm_type=rule.alarm_type,
+                                              before=since):
+                silent = (now - device.last_activity_at).total_seconds() if device.last_activity_at else 0.0
+                _raise_alarm(session, device.id, rule, _ms(now), silent)
+                raised += 1
+            for device in repo.reporting_with_active(session, profile=rule.profile,
+                                                     alarm_type=rule.alarm_type, since=since):
+                _back(session, device.id, rule, _ms(device.last_activity_at or now))
+                cleared += 1
+    return OfflineReport(raised=raised, cleared=cleared)
+
+
+def offline_job(*, interval_s: int = 60) -> Job:
+    """'perception.offline_alarms' for the scheduler."""
+    return Job("perception.offline_alarms", interval_s, lambda db, now: offline_alarms(db, now=now))
 
 
 def ingest_queue(state: Any) -> GroupCommit[Upload, None, None]:
@@ -291,12 +450,14 @@ def ingest_queue(state: Any) -> GroupCommit[Upload, None, None]:
     return queue
 
 
-def attributes_for(session: Session, *, token: str, client_keys: Sequence[str],
-                   shared_keys: Sequence[str]) -> AttributesRead:
-    """A device reading its client and shared attributes (all of a scope when no keys are named)."""
-    device = repo.devices_by_token(session, [token]).get(token)
+def attributes_for(session: Session, *, device_id: int | None = None, token: str = "",
+                   client_keys: Sequence[str], shared_keys: Sequence[str]) -> AttributesRead:
+    """A device, named by its id or its token, reading its client and shared attributes (all of a
+    scope when no keys are named)."""
+    device = (repo.devices_by_token(session, [token]).get(token) if device_id is None
+              else session.get(Device, device_id))
     if device is None:
-        raise IngestRejected("unknown_token", "unknown or revoked device access token", status=401)
+        raise IngestRejected("unknown_token", UNKNOWN_DEVICE, status=401)
     rows = session.scalars(select(DeviceAttribute).where(DeviceAttribute.device_id == device.id,
                                                          DeviceAttribute.scope.in_(("client", "shared"))))
     wanted = {"client": set(client_keys), "shared": set(shared_keys)}
@@ -619,16 +780,6 @@ def alarm_read(alarm: Alarm, device: Device) -> AlarmRead:
                      ack_at=alarm.ack_at, value=alarm.value, case_id=alarm.case_id)
 
 
-def list_alarms(session: Session, *, viewer: User | None, active_only: bool = True, limit: int = 100,
-                offset: int = 0) -> AlarmPage:
-    """Alarms of the devices in scope, newest first (the active ones by default)."""
-    condition = scope_filter(viewer, Device.division_code, Device.org_unit_id) if viewer else true()
-    if active_only:
-        condition = and_(condition, Alarm.status.in_(ACTIVE))
-    rows = repo.alarm_page(session, condition, limit=limit, offset=offset)
-    return AlarmPage(items=[alarm_read(a, d) for a, d in rows], total=repo.alarm_count(session, condition))
-
-
 def acknowledge(session: Session, *, actor: User | None, alarm_id: int) -> AlarmRead:
     """A person has seen the alarm: ACTIVE_UNACK -> ACTIVE_ACK, CLEARED_UNACK -> CLEARED_ACK."""
     alarm = session.get(Alarm, alarm_id)
@@ -643,3 +794,154 @@ def acknowledge(session: Session, *, actor: User | None, alarm_id: int) -> Alarm
                                                                                           alarm.status)
         session.flush()
     return alarm_read(alarm, device)
+
+
+def clear_by_hand(session: Session, *, actor: User | None, alarm_id: int) -> AlarmRead:
+    """A person clears an active alarm, as in ThingsBoard: ACTIVE_UNACK -> CLEARED_UNACK, ACTIVE_ACK ->
+    CLEARED_ACK (a cleared alarm is left as it is). Its case is noted through AlarmCleared, and the rules
+    of its type start over on the device: the next breach raises a new alarm instead of being taken
+    for the one a person closed."""
+    alarm = session.get(Alarm, alarm_id)
+    if alarm is None:
+        raise NotFound(f"alarm {alarm_id} not found")
+    device = visible_device(session, viewer=actor, device_id=alarm.device_id)
+    _check_manage(actor)
+    if alarm.status in ACTIVE:
+        alarm.status = "CLEARED_ACK" if alarm.status == "ACTIVE_ACK" else "CLEARED_UNACK"
+        alarm.clear_ts = int(utcnow().timestamp() * 1000)
+        codes = {alarm.rule_code, *(r.code for r in rules.registry().all() if r.alarm_type == alarm.type)}
+        repo.reset_rule_states(session, alarm.device_id, codes)
+        session.flush()
+        emit(session, AlarmCleared(alarm_id=alarm.id, device_id=alarm.device_id, type=alarm.type,
+                                   case_id=alarm.case_id))
+    return alarm_read(alarm, device)
+
+
+# --- the alarm console's filters and the fire scenario board ------------------------------------
+
+SEVERITIES = ("CRITICAL", "MAJOR", "MINOR", "WARNING")  # ThingsBoard's, most severe first
+FIRE_CATEGORY = "fire"
+RATE_DAYS = 90
+
+
+def _alarm_scope(viewer: User | None) -> ColumnElement[bool]:
+    return scope_filter(viewer, Device.division_code, Device.org_unit_id) if viewer else true()
+
+
+def list_alarms(session: Session, *, viewer: User | None, active_only: bool = True,
+                severity: str | None = None, alarm_type: str | None = None, device_id: int | None = None,
+                limit: int = 100, offset: int = 0) -> AlarmPage:
+    """Alarms of the devices in scope, newest first, narrowed by severity, type and device."""
+    conditions = [_alarm_scope(viewer)]
+    if active_only:
+        conditions.append(Alarm.status.in_(ACTIVE))
+    if severity:
+        if severity not in SEVERITIES:
+            raise ValidationFailed(f"unknown severity {severity!r}; known: {', '.join(SEVERITIES)}",
+                                   field="severity")
+        conditions.append(Alarm.severity == severity)
+    if alarm_type:
+        conditions.append(Alarm.type == alarm_type)
+    if device_id is not None:
+        conditions.append(Alarm.device_id == device_id)
+    condition = and_(*conditions)
+    rows = repo.alarm_page(session, condition, limit=limit, offset=offset)
+    return AlarmPage(items=[alarm_read(a, d) for a, d in rows], total=repo.alarm_count(session, condition))
+
+
+@dataclass(frozen=True)
+class FireRules:
+    """What the configured rules make of a fire, read from the rules rather than named in code."""
+
+    types: frozenset[str]  # alarm types whose rules hand their cases to the fire category
+    confirmed_types: frozenset[str]  # raised by confirmations across devices (smoke and a camera)
+    smoke_codes: frozenset[str]  # threshold rules on the signal those confirmations start from
+    window_s: int  # the confirmation window
+
+
+def fire_rules() -> FireRules:
+    registry = rules.registry()
+    confirmations = [c for c in registry.confirmations if c.case_category == FIRE_CATEGORY]
+    starts = {(c.profile, c.key) for c in confirmations}
+    return FireRules(
+        types=frozenset(r.alarm_type for r in registry.all() if r.case_category == FIRE_CATEGORY),
+        confirmed_types=frozenset(c.alarm_type for c in confirmations),
+        smoke_codes=frozenset(r.code for r in registry.rules if isinstance(r, ThresholdRule)
+                              and (r.profile, r.key) in starts and r.case_category == FIRE_CATEGORY),
+        window_s=max((c.window_s for c in confirmations), default=0))
+
+
+def _check_fire_board(viewer: User | None) -> None:
+    # The fire brigade sees devices; leaders see the city's figures without the device pages.
+    if viewer is not None and not (has_permission(viewer, "devices.view")
+                                   or has_permission(viewer, "dashboard.view")):
+        raise Forbidden("your role may not see the fire board (needs permission 'devices.view' or "
+                        "'dashboard.view')")
+
+
+def _confirmed(fire: FireRules) -> ColumnElement[bool]:
+    return repo.confirmed_by(sorted(fire.confirmed_types), fire.window_s * 1000)
+
+
+def false_alarm_rates(session: Session, *, viewer: User | None, days: int = RATE_DAYS,
+                      now: datetime | None = None, limit: int = 100, offset: int = 0) -> FalseAlarmPage:
+    """Per detector in scope with smoke alarms raised in the last `days` days: how many, how many a
+    confirmed fire of the device overlapped (one starting within the alarm's span widened by the
+    confirmation window), and how many were false: cleared with no such fire. Worst rate first."""
+    _check_fire_board(viewer)
+    fire = fire_rules()
+    since = int(((now or utcnow()) - timedelta(days=days)).timestamp() * 1000)
+    condition = and_(_alarm_scope(viewer), Alarm.rule_code.in_(fire.smoke_codes), Alarm.start_ts >= since)
+    rows, total = repo.outcomes_by_device(session, condition, _confirmed(fire), limit=limit, offset=offset)
+    units = repo.unit_names(session, (d.org_unit_id for d, *_counts in rows))
+    items = [FalseAlarmRate(device_id=d.id, device_name=d.name, division_code=d.division_code,
+                            org_unit_name=units.get(d.org_unit_id or 0), alarms=n, confirmed=c,
+                            false_alarms=f, active=a, rate=f / n)
+             for d, n, c, f, a in rows]
+    return FalseAlarmPage(items=items, total=total, days=days, window_s=fire.window_s)
+
+
+def _day_start_ms(now: datetime, timezone: str) -> int:
+    local = now.astimezone(ZoneInfo(timezone))
+    return int(local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
+
+
+def fire_board(session: Session, *, viewer: User, timezone: str = "Asia/Shanghai",
+               now: datetime | None = None, limit: int = MAP_POINTS, rates_limit: int = 100,
+               rates_offset: int = 0) -> FireBoard:
+    """The fire scenario in the viewer's scope: the active alarms of the fire rules with their cases,
+    today's (local day) confirmed fires and smoke alarms no fire confirmed, and the detectors'
+    false-alarm rates."""
+    _check_fire_board(viewer)
+    fire = fire_rules()
+    now = now or utcnow()
+    scope, day, confirmed = _alarm_scope(viewer), _day_start_ms(now, timezone), _confirmed(fire)
+    is_smoke, is_fire = Alarm.rule_code.in_(fire.smoke_codes), Alarm.type.in_(fire.confirmed_types)
+    active_now = and_(scope, Alarm.type.in_(fire.types), Alarm.status.in_(ACTIVE))
+    active = repo.alarms_with_flag(session, active_now, confirmed, limit=limit)
+    today = repo.alarms_with_flag(session, and_(scope, or_(is_smoke, is_fire), Alarm.start_ts >= day),
+                                  confirmed, limit=limit)
+    counts = FireCounts(
+        active=repo.alarm_count(session, active_now),
+        confirmed_today=repo.alarm_count(session, and_(scope, is_fire, Alarm.start_ts >= day)),
+        unconfirmed_smoke_today=repo.alarm_count(session, and_(scope, is_smoke, Alarm.start_ts >= day,
+                                                               ~confirmed)))
+    case_ids = sorted({a.case_id for a, _d, _f in (*active, *today) if a.case_id is not None})
+    cases = {c.id: c for c in case_service.cases_by_ids(session, viewer=viewer, ids=case_ids)}
+
+    def read(alarm: Alarm, device: Device, overlapped: bool) -> FireAlarmRead:
+        case = cases.get(alarm.case_id or 0)
+        return FireAlarmRead(
+            **alarm_read(alarm, device).model_dump(), lon=device.lon, lat=device.lat,
+            confirmed_fire=alarm.type in fire.confirmed_types,
+            confirmed=overlapped if alarm.rule_code in fire.smoke_codes else None,
+            case=None if alarm.case_id is None else AlarmCase(
+                id=alarm.case_id, number=case.number if case else None, status=case.status if case else None,
+                org_unit_name=case.org_unit.name if case and case.org_unit else None))
+
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    ordered = sorted(active, key=lambda row: (rank.get(row[0].severity, len(rank)), -row[0].start_ts))
+    return FireBoard(counts=counts, active=[read(*row) for row in ordered],
+                     today=[read(*row) for row in today],
+                     rates=false_alarm_rates(session, viewer=viewer, now=now, limit=rates_limit,
+                                             offset=rates_offset))

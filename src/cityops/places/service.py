@@ -471,6 +471,29 @@ def lookup_points(
     return BulkLookupResult(count=int(x.size), matched=int(np.count_nonzero(hits != NO_MATCH)), **columns)
 
 
+def points_in_zone(
+    session: Session,
+    *,
+    lon: Sequence[float],
+    lat: Sequence[float],
+    code: str | None = None,
+    polygon: Sequence[tuple[float, float]] | None = None,
+) -> list[bool] | None:
+    """Whether each WGS84 point lies in a zone (a point on its edge does): the grid or division of
+    `code`, or a `polygon` of (lon, lat) pairs. None when the code names no place with a boundary."""
+    if polygon is not None:
+        shape = shapely.Polygon(polygon)
+    else:
+        place: Grid | Division | None = None
+        if code:
+            place = repo.get_grid(session, code) or repo.get_division(session, code)
+        if place is None or place.geometry is None:
+            return None
+        shape = shapely.from_wkb(place.geometry)
+    x, y = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    return [bool(v) for v in np.atleast_1d(shapely.intersects_xy(shape, x, y))]
+
+
 # --- map layers ---------------------------------------------------------------------------------
 
 
