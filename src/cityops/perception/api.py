@@ -141,17 +141,29 @@ def rejections(session: SessionDep, user: Manager,
 
 
 AlarmId = Annotated[int, Path(ge=1, le=MAX_ID)]
+SEVERITY_PATTERN = "^(CRITICAL|MAJOR|MINOR|WARNING)?$"
 
 
 @router.get("/alarms", response_model=AlarmPage)
 def alarms(session: SessionDep, user: Viewer,
            active: Annotated[bool, Query(description="Only alarms not cleared")] = True,
+           severity: Annotated[str | None, Query(pattern=SEVERITY_PATTERN)] = None,
+           alarm_type: Annotated[str | None, Query(alias="type", max_length=40)] = None,
+           device: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 100,
            offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> AlarmPage:
-    """Alarms of the devices in your scope, newest first."""
-    return service.list_alarms(session, viewer=user, active_only=active, limit=limit, offset=offset)
+    """Alarms of the devices in your scope, newest first; by severity, type and device."""
+    return service.list_alarms(session, viewer=user, active_only=active, severity=severity or None,
+                               alarm_type=alarm_type or None, device_id=device, limit=limit, offset=offset)
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=AlarmRead)
 def acknowledge(alarm_id: AlarmId, session: SessionDep, user: Viewer) -> AlarmRead:
     return service.acknowledge(session, actor=user, alarm_id=alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/clear", response_model=AlarmRead)
+def clear(alarm_id: AlarmId, session: SessionDep, user: Manager) -> AlarmRead:
+    """Clear an active alarm by hand (ACTIVE_UNACK -> CLEARED_UNACK, ACTIVE_ACK -> CLEARED_ACK); its
+    rules start over on the device, so the next breach raises a new alarm."""
+    return service.clear_by_hand(session, actor=user, alarm_id=alarm_id)

@@ -1,27 +1,34 @@
 """Device pages: the list with a map of status (/devices), a device with its latest values, charts
-and token (/devices/{id}), and the dead letters of ingestion (/devices/rejections)."""
+and token (/devices/{id}), the alarm console (/devices/alarms), the fire scenario board
+(/devices/fire), and the dead letters of ingestion (/devices/rejections)."""
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from cityops.cases.pages import STATE_LABELS
 from cityops.core.auth.deps import CurrentUser
 from cityops.core.auth.roles import has_permission
 from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError, Forbidden
 from cityops.core.export import xlsx_response
-from cityops.core.i18n import N_
+from cityops.core.i18n import N_, gettext_for, locale_of
 from cityops.core.templating import NavItem, form_refusal, register_nav, render
-from cityops.perception import profiles, service
-from cityops.perception.api import MAX_ID
+from cityops.perception import profiles, rules, service
+from cityops.perception.api import MAX_ID, SEVERITY_PATTERN
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 register_nav(NavItem("devices", N_("Devices"), "/devices", order=50, permission="devices.view",
                      description=N_("Sensors and cameras of the city: where they are, whether they report, "
                                     "and what they measured.")))
+# Leaders have no device pages: the board is their way in (the fire brigade's is the device pages).
+register_nav(NavItem("fire-board", N_("Fire board"), "/devices/fire", order=51, permission="dashboard.view",
+                     description=N_("Fire alarms now, fires confirmed today, and the smoke detectors that "
+                                    "raise false alarms.")))
 STATUS_LABELS = {"online": N_("Online"), "offline": N_("Offline"), "inactive": N_("Never reported")}
 REASON_LABELS = {"too_large": N_("Too large"), "malformed_json": N_("Not valid JSON"),
                  "bad_shape": N_("Not a ThingsBoard payload"), "bad_value": N_("Bad value"),
@@ -69,16 +76,51 @@ def devices(request: Request, session: SessionDep, user: CurrentUser, settings: 
         "may_manage": has_permission(user, "devices.manage")})
 
 
-@router.get("/devices/alarms", response_class=HTMLResponse)
-def alarms(request: Request, session: SessionDep, user: CurrentUser,
+ALARM_EXPORT_HEADERS = (N_("ID"), N_("Severity"), N_("Alarm"), N_("Device"), N_("Status"), N_("Since"),
+                        N_("Cleared at"), N_("Acknowledged at"), N_("Value"), N_("Case"))
+RATE_EXPORT_HEADERS = (N_("Device"), N_("Division"), N_("Department"), N_("Smoke alarms"),
+                       N_("Confirmed by a fire"), N_("False alarms"), N_("Still active"),
+                       N_("False-alarm rate"))
+RATES_PAGE = 100
+
+
+def _rule_names(request: Request) -> dict[str, str]:
+    """Rule code -> its name in the request's language (rules carry their own zh/en names)."""
+    chinese = locale_of(request) == "zh"
+    return {r.code: r.name_zh if chinese else r.name_en for r in rules.registry().all()}
+
+
+@router.get("/devices/alarms", response_class=HTMLResponse, response_model=None)
+def alarms(request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
            active: Annotated[bool, Query()] = True,
-           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> HTMLResponse:
-    """The alarm console: alarms of the devices in scope, newest first, to acknowledge and follow."""
+           severity: Annotated[str | None, Query(pattern=SEVERITY_PATTERN)] = None,
+           alarm_type: Annotated[str | None, Query(alias="type", max_length=40)] = None,
+           device: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+           offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+           format: Annotated[str, Query(pattern="^(html|xlsx)$")] = "html") -> Response:
+    """The alarm console: alarms of the devices in scope, newest first, by severity, type and device;
+    to acknowledge, clear by hand, follow to their cases, and export to Excel."""
     _check_view(user)
-    page = service.list_alarms(session, viewer=user, active_only=active, limit=PAGE, offset=offset)
-    return render(request, "perception/alarms.html", {"page": page, "active": active, "offset": offset,
-                                                      "status_labels": ALARM_STATUS_LABELS,
-                                                      "severity_labels": SEVERITY_LABELS})
+    severity, alarm_type = severity or None, alarm_type or None
+    filters = {"active": active, "severity": severity, "type": alarm_type, "device": device}
+    query = {"active": "true" if active else "false", "severity": severity or "", "type": alarm_type or "",
+             "device": device or ""}
+    names = _rule_names(request)
+    if format == "xlsx":
+        found = service.list_alarms(session, viewer=user, active_only=active, severity=severity,
+                                    alarm_type=alarm_type, device_id=device, limit=service.MAX_EXPORT)
+        _ = gettext_for(locale_of(request)).gettext
+        rows = ([a.id, _(SEVERITY_LABELS.get(a.severity, a.severity)), names.get(a.rule_code, a.type),
+                 a.device_name, _(ALARM_STATUS_LABELS.get(a.status, a.status)), a.start_at, a.clear_at,
+                 a.ack_at, a.value, a.case_id] for a in found.items)
+        return xlsx_response(f"{_('Alarms')}.xlsx", _("Alarms"), [_(h) for h in ALARM_EXPORT_HEADERS], rows,
+                             timezone=settings.display_timezone)
+    page = service.list_alarms(session, viewer=user, active_only=active, severity=severity,
+                               alarm_type=alarm_type, device_id=device, limit=PAGE, offset=offset)
+    return render(request, "perception/alarms.html", {
+        "page": page, "active": active, "offset": offset, "filters": filters, "query": urlencode(query),
+        "status_labels": ALARM_STATUS_LABELS, "severity_labels": SEVERITY_LABELS, "rule_names": names,
+        "may_manage": has_permission(user, "devices.manage")})
 
 
 @router.post("/devices/alarms/{alarm_id}/ack", response_class=HTMLResponse, response_model=None)
@@ -86,6 +128,37 @@ def acknowledge(request: Request, session: SessionDep, user: CurrentUser,
                 alarm_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
     service.acknowledge(session, actor=user, alarm_id=alarm_id)
     return RedirectResponse("/devices/alarms", status_code=303)
+
+
+@router.post("/devices/alarms/{alarm_id}/clear", response_class=HTMLResponse, response_model=None)
+def clear(request: Request, session: SessionDep, user: CurrentUser,
+          alarm_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    """Clear an alarm by hand (devices.manage); its rules start over on the device."""
+    service.clear_by_hand(session, actor=user, alarm_id=alarm_id)
+    return RedirectResponse("/devices/alarms", status_code=303)
+
+
+@router.get("/devices/fire", response_class=HTMLResponse, response_model=None)
+def fire_board(request: Request, session: SessionDep, user: CurrentUser, settings: SettingsDep,
+               offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+               format: Annotated[str, Query(pattern="^(html|xlsx)$")] = "html") -> Response:
+    """The fire scenario board: active fire alarms on a map with their cases, today's counts, and the
+    detectors' false-alarm rates (the rates export to Excel)."""
+    if format == "xlsx":
+        rates = service.false_alarm_rates(session, viewer=user, limit=service.MAX_EXPORT)
+        _ = gettext_for(locale_of(request)).gettext
+        rows = ([r.device_name, r.division_code, r.org_unit_name or "", r.alarms, r.confirmed, r.false_alarms,
+                 r.active, round(r.rate, 4)] for r in rates.items)
+        return xlsx_response(f"{_('False-alarm rates')}.xlsx", _("False-alarm rates"),
+                             [_(h) for h in RATE_EXPORT_HEADERS], rows, timezone=settings.display_timezone)
+    board = service.fire_board(session, viewer=user, timezone=settings.display_timezone,
+                               rates_offset=offset, rates_limit=RATES_PAGE)
+    points = [{"id": a.id, "device": a.device_name, "lon": a.lon, "lat": a.lat, "severity": a.severity,
+               "fire": a.confirmed_fire} for a in board.active]
+    return render(request, "perception/fire.html", {
+        "board": board, "points": points, "offset": offset, "rule_names": _rule_names(request),
+        "status_labels": ALARM_STATUS_LABELS, "severity_labels": SEVERITY_LABELS,
+        "state_labels": STATE_LABELS, "may_view_devices": has_permission(user, "devices.view")})
 
 
 @router.get("/devices/rejections", response_class=HTMLResponse)
