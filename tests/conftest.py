@@ -45,6 +45,8 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "database_url": f"sqlite:///{tmp / 'cityops.db'}",
         "secret_key": "test-secret-" + "x" * 32,
         "attachments_dir": tmp / "files",
+        "mqtt_credentials_file": tmp / "mqtt" / "credentials",
+        "mqtt_broker_dir": tmp / "mqtt",
         "run_scheduler": False,
         # Tests see an event's effects as soon as the request returns; the background mode has its own test.
         "events_in_background": False,

@@ -36,8 +36,10 @@ from cityops.governance.risks.cli import app as governance_app  # noqa: E402
 app.add_typer(governance_app, name="governance")
 
 from cityops.perception.cli import app as devices_app  # noqa: E402
+from cityops.perception.cli import mqtt_app  # noqa: E402
 
 app.add_typer(devices_app, name="devices")
+app.add_typer(mqtt_app, name="mqtt")
 
 from cityops.demo.cli import app as demo_app  # noqa: E402
 
@@ -113,6 +115,41 @@ def serve(
 
     uvicorn.run("cityops.app:create_server_app", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
+
+
+@mqtt_app.command()
+def ingest(worker: str = typer.Option("1", help="This worker's name, unique among the workers: the "
+                                                "broker keeps its session (and what it has not yet "
+                                                "acknowledged) under it.")) -> None:
+    """Consume device messages from the broker into the database (several workers share the load);
+    also keeps the broker's credentials file up to date. Stops cleanly on Ctrl-C or SIGTERM."""
+    import asyncio
+    import logging
+    import signal
+
+    from cityops.app import create_app
+    from cityops.perception.mqtt import IngestWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    # The app's event bus, so the alarms stored here open their cases right away.
+    web = create_app(settings)
+    db, bus = web.state.db, web.state.bus
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await IngestWorker(db, settings, client_id=f"cityops-ingest-{worker}").run(stop)
+
+    if settings.events_in_background:
+        bus.start()
+    try:
+        asyncio.run(run())
+    finally:
+        bus.stop()
+        db.dispose()
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -39,6 +41,19 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=500, ge=1)
     # Raw telemetry is kept this long (rollups longer); older points are refused at ingestion.
     telemetry_raw_days: int = Field(default=30, ge=1, le=3650)
+    # The MQTT broker devices connect to (Mosquitto with cityops' plugin, see `cityops mqtt broker`).
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    # The platform's own account on the broker; an empty password derives one from secret_key.
+    mqtt_user: str = "cityops"
+    mqtt_password: str = ""
+    # The `token device_id` lines the broker plugin authenticates devices with; cityops rewrites the
+    # file whenever a token is issued, rotated or revoked. Empty: no broker is fed.
+    mqtt_credentials_file: Path | None = VAR_DIR / "mqtt" / "credentials"
+    # Where `cityops mqtt broker` keeps its configuration and persistent queue.
+    mqtt_broker_dir: Path = VAR_DIR / "mqtt"
+    # cityops' Mosquitto plugin, built at set-up (./run) from src/cityops/perception/mosquitto.
+    mqtt_plugin: Path = Path(".build") / "mosquitto" / "cityops_auth.so"
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
@@ -51,6 +66,15 @@ class Settings(BaseSettings):
             if not self.secure_cookies:
                 raise ValueError("CITYOPS_SECURE_COOKIES must be true in production")
         return self
+
+    def derived_secret(self, purpose: str) -> str:
+        """A secret for one purpose, stable per installation, derived from the secret key (which
+        itself signs cookies and is never handed out)."""
+        return hmac.new(self.secret_key.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+    @property
+    def mqtt_secret(self) -> str:
+        return self.mqtt_password or self.derived_secret("cityops-mqtt")[:32]
 
     @property
     def is_sqlite(self) -> bool:

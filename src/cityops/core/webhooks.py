@@ -77,7 +77,7 @@ def secret_from(settings: Settings) -> str:
     and not the secret key itself, which signs cookies)."""
     if settings.webhook_secret:
         return settings.webhook_secret
-    return hmac.new(settings.secret_key.encode(), b"cityops-webhooks", hashlib.sha256).hexdigest()
+    return settings.derived_secret("cityops-webhooks")
 
 
 def body_of(payload: Mapping[str, Any]) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import NoReturn
 
@@ -11,12 +12,14 @@ import typer
 from cityops.config import get_settings
 from cityops.core.db import Database
 from cityops.core.errors import CityopsError
-from cityops.perception import service
+from cityops.perception import mqtt, service
 from cityops.perception.schemas import DeviceCreate
 from cityops.places import service as places_service
 
 app = typer.Typer(help="Devices: sensors and cameras, their access tokens and bulk import.",
                   no_args_is_help=True)
+mqtt_app = typer.Typer(help="Devices over MQTT: the Mosquitto broker with cityops' plugin, and the "
+                            "ingest workers.", no_args_is_help=True)
 
 
 def _fail(message: str) -> NoReturn:
@@ -125,3 +128,34 @@ def retention() -> None:
     typer.echo(f"rolled up {report.hours_rolled_up} device-key hours; "
                f"deleted {report.raw_deleted} raw points "
                f"older than {settings.telemetry_raw_days} days")
+
+
+@mqtt_app.command()
+def credentials() -> None:
+    """Write the broker's credentials file now (the ingest workers keep it up to date)."""
+    settings = get_settings()
+    if settings.mqtt_credentials_file is None:
+        _fail("CITYOPS_MQTT_CREDENTIALS_FILE is empty")
+    db = Database(settings.database_url)
+    try:
+        count = mqtt.write_credentials(db, settings.mqtt_credentials_file)
+    finally:
+        db.dispose()
+    typer.echo(f"{count} device tokens written to {settings.mqtt_credentials_file}")
+
+
+@mqtt_app.command()
+def broker(port: int | None = typer.Option(None, help="Port to listen on (CITYOPS_MQTT_PORT)."),
+           bind: str = typer.Option("0.0.0.0", help="Address to listen on.")) -> None:
+    """Run Mosquitto with cityops' configuration and device-credentials plugin (the configuration and
+    the credentials are written to CITYOPS_MQTT_BROKER_DIR first)."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        command = mqtt.prepare_broker(settings, db, port=port, bind=bind)
+    except mqtt.BrokerUnavailable as exc:
+        _fail(str(exc))
+    finally:
+        db.dispose()
+    typer.echo(f"starting {' '.join(command)}")
+    os.execv(command[0], command)

@@ -7,8 +7,10 @@
  *   One platform account (plugin_opt_platform_user / _password) gets full access.
  * - MOSQ_EVT_ACL_CHECK: a device may publish only on v1/devices/me/... and v1/gateway/...,
  *   subscribe to / receive only v1/devices/me/... and the gateway downlink topics.
- * - MOSQ_EVT_MESSAGE: from a device, "v1/devices/me/<rest>" -> "v1/devices/<id>/<rest>",
- *   "v1/gateway/<rest>" -> "v1/gateway/<id>/<rest>". From the platform account,
+ * - MOSQ_EVT_MESSAGE: from a device, "v1/devices/me/<rest>" -> "v1/devices/<id>/<ms>/<rest>",
+ *   "v1/gateway/<rest>" -> "v1/gateway/<id>/<ms>/<rest>", <ms> being the broker's receipt time:
+ *   values without a timestamp of their own are timed when the broker took them, not when a
+ *   consumer got round to them (after an outage, or a redelivery). From the platform account,
  *   "down/<device_id>/<topic>" is re-published to that device's connection only
  *   (mosquitto_broker_publish_copy with its client id) as <topic>, e.g.
  *   down/<id>/v1/devices/me/rpc/request/7 -> v1/devices/me/rpc/request/7.
@@ -200,6 +202,8 @@ static int cb_message(int event, void *event_data, void *userdata)
 	const char *id, *rest, *pfx;
 	char *t;
 	size_t n;
+	struct timespec now;
+	long long received_ms;
 
 	if(!is_device(ed->client, &id)){
 		return strncmp(ed->topic, "down/", 5) ? MOSQ_ERR_SUCCESS : downlink(ed);
@@ -207,10 +211,12 @@ static int cb_message(int event, void *event_data, void *userdata)
 	if(!strncmp(ed->topic, "v1/devices/me/", 14)){ pfx = "v1/devices/"; rest = ed->topic + 14; }
 	else if(!strncmp(ed->topic, "v1/gateway/", 11)){ pfx = "v1/gateway/"; rest = ed->topic + 11; }
 	else return MOSQ_ERR_ACL_DENIED;
-	n = strlen(pfx) + strlen(id) + 1 + strlen(rest) + 1;
+	clock_gettime(CLOCK_REALTIME, &now);
+	received_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	n = strlen(pfx) + strlen(id) + 22 + strlen(rest) + 1;
 	t = mosquitto_malloc(n);
 	if(!t) return MOSQ_ERR_NOMEM;
-	snprintf(t, n, "%s%s/%s", pfx, id, rest);
+	snprintf(t, n, "%s%s/%lld/%s", pfx, id, received_ms, rest);
 	mosquitto_free(ed->topic);
 	ed->topic = t;
 	ed->retain = false;  /* devices don't get to leave retained messages behind */
