@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -69,21 +71,61 @@ def register(url: str, profile: str, prefix: str, count: int, offset: int) -> li
         db.dispose()
 
 
-def write_lines(path: Path, count: int, base_ts: int) -> None:
-    with open(path, "w") as out:
-        for i in range(count):
-            out.write(f'{{"ts":{base_ts + i},"values":{{"temperature":{20 + i % 7}.5,'
-                      f'"humidity":{40 + i % 13},"ok":true}}}}\n')
+def lines_for(count: int, base_ts: int) -> bytes:
+    return "".join(f'{{"ts":{base_ts + i},"values":{{"temperature":{20 + i % 7}.5,'
+                   f'"humidity":{40 + i % 13},"ok":true}}}}\n' for i in range(count)).encode()
 
 
-def publishers(port: int, tokens: list[str], files: list[Path]) -> list[subprocess.Popen[bytes]]:
-    started = []
-    for token, path in zip(tokens, files, strict=True):
-        with open(path, "rb") as lines:
-            started.append(subprocess.Popen(
-                ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", token, "-q", "1", "-l",
-                 "-M", "200", "-t", "v1/devices/me/telemetry", "-i", f"bench-{token[:8]}"], stdin=lines))
+def publishers(port: int, tokens: list[str], lines: bytes, *,
+               rate_per_s: float | None = None) -> list[subprocess.Popen[bytes]]:
+    """One `mosquitto_pub -l` a device, each sent all the lines: at once, or paced so that all of
+    them together publish rate_per_s messages a second."""
+    started = [subprocess.Popen(
+        ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", token, "-q", "1", "-l", "-M", "200",
+         "-t", "v1/devices/me/telemetry", "-i", f"bench-{token[:8]}"], stdin=subprocess.PIPE)
+        for token in tokens]
+    rows = lines.splitlines(keepends=True)
+
+    def feed(process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        if rate_per_s is None:
+            process.stdin.write(lines)
+        else:  # every 20 ms this publisher's share
+            step, began = max(1, round(rate_per_s / len(tokens) * 0.02)), time.monotonic()
+            for n, first in enumerate(range(0, len(rows), step)):
+                time.sleep(max(0.0, began + n * 0.02 - time.monotonic()))
+                process.stdin.write(b"".join(rows[first:first + step]))
+                process.stdin.flush()
+        process.stdin.close()
+
+    for process in started:
+        threading.Thread(target=feed, args=(process,), daemon=True).start()
     return started
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds a process has used so far (user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds per message of the broker, the load generator (reaped children) and the consumer
+    over one run: where the two cores went."""
+
+    def __init__(self, broker_pid: int, consumer_pid: int | None) -> None:
+        self.broker_pid, self.consumer_pid = broker_pid, consumer_pid
+        self.start = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        consumer = cpu_s(self.consumer_pid) if self.consumer_pid else time.process_time()
+        return cpu_s(self.broker_pid), children.ru_utime + children.ru_stime, consumer
+
+    def per_message_us(self, messages: int) -> dict[str, float]:
+        end = self._now()
+        names = ("broker", "publishers", "consumer")
+        return {n: round((b - a) / messages * 1e6, 1) for n, a, b in zip(names, self.start, end, strict=True)}
 
 
 def wait_all(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -92,11 +134,12 @@ def wait_all(processes: list[subprocess.Popen[bytes]]) -> None:
             raise SystemExit(f"mosquitto_pub exited with {process.returncode}")
 
 
-async def cityops_client_ceiling(port: int, settings: Settings, expect: int,
-                                 start: Any) -> dict[str, Any]:
+async def cityops_client_ceiling(port: int, settings: Settings, expect: int, start: Any,
+                                 broker_pid: int) -> dict[str, Any]:
     client = await MqttClient.connect("127.0.0.1", port, client_id="bench-ceiling",
                                       username=settings.mqtt_user, password=settings.mqtt_secret)
     await client.subscribe([("$share/ceiling/v1/devices/+/+/telemetry", 1)])
+    meter = CpuMeter(broker_pid, None)
     procs = start()
     began, received = time.monotonic(), 0
     while received < expect:
@@ -106,7 +149,8 @@ async def cityops_client_ceiling(port: int, settings: Settings, expect: int,
     seconds = time.monotonic() - began
     await client.close()
     wait_all(procs)
-    return {"messages": received, "seconds": round(seconds, 2), "per_s": round(received / seconds, 1)}
+    return {"messages": received, "seconds": round(seconds, 2), "per_s": round(received / seconds, 1),
+            "cpu_us_per_message": meter.per_message_us(received)}
 
 
 def paho_ceiling(port: int, settings: Settings, expect: int, start: Any) -> dict[str, Any]:
@@ -150,11 +194,13 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
             time.sleep(0.1)
 
 
-def count_points(db: Database, keys: tuple[str, ...], since_ts: int) -> int:
+def count_points(db: Database, device_ids: list[int], since_ts: int,
+                 keys: tuple[str, ...] = ("temperature", "humidity", "ok")) -> int:
     with db.sessions() as session:
         key_ids = select(TelemetryKeyName.id).where(TelemetryKeyName.key.in_(keys))
         return session.scalar(select(func.count()).select_from(TelemetryPoint).where(
-            TelemetryPoint.key_id.in_(key_ids), TelemetryPoint.ts >= since_ts)) or 0
+            TelemetryPoint.device_id.in_(device_ids), TelemetryPoint.key_id.in_(key_ids),
+            TelemetryPoint.ts >= since_ts)) or 0
 
 
 def newest_of(db: Database, device_ids: list[int]) -> dict[int, int]:
@@ -173,76 +219,103 @@ def alarm_latencies(db: Database, sent: dict[int, float]) -> list[float]:
         return [c.replace(tzinfo=UTC).timestamp() - sent[d] for d, c in rows]
 
 
-def stored_run(env: dict[str, str], db: Database, port: int, pub: list[tuple[int, str]], files: list[Path],
-               base_ts: int, expect_points: int, smoke: list[tuple[int, str]]) -> dict[str, Any]:
+def connect_devices(port: int, tokens: list[str]) -> list[Any]:
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
+    clients = []
+    for token in tokens:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-dev-{token[:8]}")
+        client.username_pw_set(token)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        clients.append(client)
+    return clients
+
+
+def disconnect(clients: list[Any]) -> None:
+    for client in clients:
+        client.loop_stop()
+        client.disconnect()
+
+
+def run_until_stored(db: Database, pub: list[tuple[int, str]], port: int, lines: bytes, base_ts: int,
+                     rate_per_s: float | None, smoke: list[tuple[int, Any]],
+                     meter: CpuMeter) -> dict[str, Any]:
+    """Publish the lines from every publisher (paced or not) while the smoke detectors raise an alarm
+    every 0.1 s; until the last line of every publisher is stored."""
+    per = lines.count(b"\n")
+    last = {device_id: base_ts + per - 1 for device_id, _ in pub}
+    sent: dict[int, float] = {}
+    left = list(smoke)
+    procs = publishers(port, [t for _, t in pub], lines, rate_per_s=rate_per_s)
+    began = time.monotonic()
+    while True:
+        if left:
+            device_id, client = left.pop()
+            sent[device_id] = time.time()
+            client.publish("v1/devices/me/telemetry", '{"smoke": 0.31}', qos=1)
+        newest = newest_of(db, list(last))
+        if all(newest.get(d, 0) >= ts for d, ts in last.items()):
+            break
+        if time.monotonic() - began > 900:
+            raise SystemExit(f"not all stored within 15 minutes; see {WORK / 'worker.log'}")
+        time.sleep(0.1)
+    seconds = time.monotonic() - began
+    wait_all(procs)
+    deadline, latencies = time.monotonic() + 30, alarm_latencies(db, sent)
+    while len(latencies) < len(sent) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        latencies = alarm_latencies(db, sent)
+    messages = per * len(pub)
+    cpu = meter.per_message_us(messages)
+    points = count_points(db, [d for d, _ in pub], base_ts)
+    latencies.sort()
+    p99 = latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)] if latencies else None
+    return {"messages": messages, "seconds": round(seconds, 2), "per_s": round(messages / seconds, 1),
+            "offered_per_s": rate_per_s, "cpu_us_per_message": cpu,
+            "points_expected": messages * 3, "points_stored": points,
+            "zero_loss": points == messages * 3, "alarms_sent": len(sent), "cases_opened": len(latencies),
+            "publish_to_case_s": {
+                "p50": round(statistics.median(latencies), 3) if latencies else None,
+                "p99": round(p99, 3) if p99 is not None else None,
+                "max": round(latencies[-1], 3) if latencies else None}}
+
+
+def stored_runs(env: dict[str, str], db: Database, port: int, pub: list[tuple[int, str]], per: int,
+                bases: tuple[int, int], smoke: list[tuple[int, str]], paced_s: float,
+                broker_pid: int) -> dict[str, Any]:
+    """`cityops mqtt ingest` running: as fast as the publishers go, then paced at the target load."""
     with open(WORK / "worker.log", "wb") as log:
         worker = subprocess.Popen([*CLI, "mqtt", "ingest", "--worker", "bench"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=log)
     try:
         # Until the worker has subscribed, the broker has no one to keep messages for: a probe,
         # repeated (the same point) until stored.
-        probe = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
-        probe.username_pw_set(pub[0][1])
-        probe.connect("127.0.0.1", port)
-        probe.loop_start()
+        [probe] = connect_devices(port, [pub[0][1]])
         probe_at = int(time.time() * 1000) - 86_400_000
-        while count_points(db, ("probe",), 0) == 0:
+        while count_points(db, [pub[0][0]], probe_at, keys=("probe",)) == 0:
             probe.publish("v1/devices/me/telemetry", f'{{"ts": {probe_at}, "values": {{"probe": 1}}}}',
                           qos=1).wait_for_publish(10)
             time.sleep(0.3)
-        probe.loop_stop()
-        probe.disconnect()
-
-        sent: dict[int, float] = {}
-        alarm_clients = []
-        for _device_id, token in smoke:
-            client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-smoke-{token[:8]}")
-            client.username_pw_set(token)
-            client.connect("127.0.0.1", port)
-            client.loop_start()
-            alarm_clients.append(client)
-        procs = publishers(port, [t for _, t in pub], files)
-        began = time.monotonic()
-        per = len(files[0].read_text().splitlines())
-        last = {device_id: base_ts + per - 1 for device_id, _ in pub}
-        smoke_left = list(zip(smoke, alarm_clients, strict=True))
-        while True:
-            if smoke_left:  # one smoke alarm every ~0.1 s while the load runs
-                (device_id, _token), client = smoke_left.pop()
-                sent[device_id] = time.time()
-                client.publish("v1/devices/me/telemetry", '{"smoke": 0.31}', qos=1)
-            newest = newest_of(db, list(last))
-            if all(newest.get(d, 0) >= ts for d, ts in last.items()):
-                break
-            if time.monotonic() - began > 900:
-                raise SystemExit("the stored run did not finish in 15 minutes")
-            time.sleep(0.1)
-        seconds = time.monotonic() - began
-        wait_all(procs)
-        deadline = time.monotonic() + 30
-        latencies = alarm_latencies(db, sent)
-        while len(latencies) < len(sent) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            latencies = alarm_latencies(db, sent)
-        for client in alarm_clients:
-            client.loop_stop()
-            client.disconnect()
+        disconnect([probe])
+        clients = connect_devices(port, [t for _, t in smoke])
+        half = len(smoke) // 2
+        fastest = run_until_stored(db, pub, port, lines_for(per, bases[0]), bases[0], None,
+                                   list(zip([d for d, _ in smoke[:half]], clients[:half], strict=True)),
+                                   CpuMeter(broker_pid, worker.pid))
+        print(f"stored: {fastest['per_s']:,.0f}/s, zero loss {fastest['zero_loss']}", file=sys.stderr)
+        paced_per = int(TARGET_PER_S * paced_s / len(pub))
+        paced = run_until_stored(db, pub, port, lines_for(paced_per, bases[1]), bases[1], TARGET_PER_S,
+                                 list(zip([d for d, _ in smoke[half:]], clients[half:], strict=True)),
+                                 CpuMeter(broker_pid, worker.pid))
+        print(f"at {TARGET_PER_S:,.0f}/s offered: stored {paced['per_s']:,.0f}/s, "
+              f"publish->case p99 {paced['publish_to_case_s']['p99']} s", file=sys.stderr)
+        disconnect(clients)
     finally:
         worker.terminate()
         worker.wait(30)
-    points = count_points(db, ("temperature", "humidity", "ok"), base_ts)
-    messages = expect_points // 3
-    latencies.sort()
-    return {"messages": messages, "seconds": round(seconds, 2), "per_s": round(messages / seconds, 1),
-            "points_expected": expect_points, "points_stored": points, "zero_loss": points == expect_points,
-            "alarms_sent": len(sent), "cases_opened": len(latencies),
-            "publish_to_case_s": {
-                "p50": round(statistics.median(latencies), 3) if latencies else None,
-                "p99": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 3) if latencies else None,
-                "max": round(latencies[-1], 3) if latencies else None}}
+    return {"fastest": fastest, "paced": paced}
 
 
 def main() -> None:
@@ -251,6 +324,7 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=8)
     parser.add_argument("--alarms", type=int, default=60)
     parser.add_argument("--paho-messages", type=int, default=150_000)
+    parser.add_argument("--paced-seconds", type=float, default=20.0)
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -266,17 +340,8 @@ def main() -> None:
     smoke = register(url, "smoke_detector", "压测烟感", args.alarms, args.publishers)
     settings = Settings()  # the platform account's name and password, as the broker has them
     per = args.messages // args.publishers
-    base_a, base_b = int(time.time() * 1000) - 10 * 86_400_000, int(time.time() * 1000) - 5 * 86_400_000
-    files_a = [WORK / f"a{i}.txt" for i in range(args.publishers)]
-    files_b = [WORK / f"b{i}.txt" for i in range(args.publishers)]
-    for path in files_a:
-        write_lines(path, per, base_a)
-    for path in files_b:
-        write_lines(path, per, base_b)
-    paho_files = [WORK / f"p{i}.txt" for i in range(args.publishers)]
-    for path in paho_files:
-        write_lines(path, args.paho_messages // args.publishers, base_a)
-
+    base_a = int(time.time() * 1000) - 10 * 86_400_000
+    base_b, base_c = base_a + 3 * 86_400_000, base_a + 6 * 86_400_000  # a run's points apart
     with open(WORK / "broker.log", "wb") as log:
         broker = subprocess.Popen([*CLI, "mqtt", "broker", "--port", str(port), "--bind", "127.0.0.1"],
                                   env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -284,32 +349,35 @@ def main() -> None:
     try:
         wait_for_port(port, broker)
         tokens = [t for _, t in pub]
+        lines = lines_for(per, base_a)
         ceiling = asyncio.run(cityops_client_ceiling(port, settings, per * args.publishers,
-                                                     lambda: publishers(port, tokens, files_a)))
+                                                     lambda: publishers(port, tokens, lines), broker.pid))
         print(f"ceiling (cityops client, count only): {ceiling['per_s']:,.0f}/s", file=sys.stderr)
-        paho = paho_ceiling(port, settings, (args.paho_messages // args.publishers) * args.publishers,
-                            lambda: publishers(port, tokens, paho_files))
+        paho_per = args.paho_messages // args.publishers
+        paho = paho_ceiling(port, settings, paho_per * args.publishers,
+                            lambda: publishers(port, tokens, lines_for(paho_per, base_a)))
         print(f"paho-mqtt (count only): {paho['per_s']:,.0f}/s", file=sys.stderr)
-        stored = stored_run(env, db, port, pub, files_b, base_b, per * args.publishers * 3, smoke)
-        print(f"stored: {stored['per_s']:,.0f}/s, zero loss {stored['zero_loss']}, "
-              f"publish->case p99 {stored['publish_to_case_s']['p99']} s", file=sys.stderr)
+        runs = stored_runs(env, db, port, pub, per, (base_b, base_c), smoke, args.paced_seconds, broker.pid)
     finally:
         broker.terminate()
         broker.wait(30)
         db.dispose()
-    ratio = round(stored["per_s"] / ceiling["per_s"], 3)
+    fastest, paced = runs["fastest"], runs["paced"]
+    ratio = round(fastest["per_s"] / ceiling["per_s"], 3)
+    p99 = paced["publish_to_case_s"]["p99"]
     save("mqtt_ingest", {
         "what": f"{args.publishers} mosquitto_pub -l -q 1 devices through Mosquitto with cityops' plugin, "
                 f"{per * args.publishers:,} messages of 3 values; ceiling and paho count only; stored = "
-                "`cityops mqtt ingest` into SQLite with rules on while smoke detectors raise alarms; "
+                "`cityops mqtt ingest` into SQLite with rules on while smoke detectors raise alarms (half "
+                f"during the fastest run, half during {args.paced_seconds:g} s paced at the target); "
                 "broker, load generator and worker on the same 2-core machine",
         "target": {"stored_per_s": TARGET_PER_S, "ratio": TARGET_RATIO,
                    "publish_to_case_p99_s": TARGET_P99_S},
-        "ceiling_cityops_client": ceiling, "paho_count_only": paho, "stored": stored,
-        "ratio_to_ceiling": ratio,
-        "meets_target": stored["per_s"] >= TARGET_PER_S and ratio >= TARGET_RATIO and stored["zero_loss"]
-        and stored["cases_opened"] == stored["alarms_sent"]
-        and (stored["publish_to_case_s"]["p99"] or 99.0) < TARGET_P99_S,
+        "ceiling_cityops_client": ceiling, "paho_count_only": paho, "stored_fastest": fastest,
+        "stored_paced": paced, "ratio_to_ceiling": ratio,
+        "meets_target": fastest["per_s"] >= TARGET_PER_S and ratio >= TARGET_RATIO and fastest["zero_loss"]
+        and paced["zero_loss"] and paced["cases_opened"] == paced["alarms_sent"]
+        and p99 is not None and p99 < TARGET_P99_S,
     })
 
 

@@ -10,6 +10,8 @@ import json
 import math
 from typing import Any
 
+import orjson
+
 from cityops.core.errors import CityopsError
 
 MAX_BODY_BYTES = 1 << 20
@@ -19,6 +21,7 @@ KEY_MAX = 64
 # A device clock may run a little fast; a point further ahead is refused, as is one older than the
 # raw history keeps (it would be deleted at once).
 MAX_AHEAD_MS = 3_600_000
+MAX_INT = 2**53  # whole numbers a float holds exactly
 
 # Why a message was not stored: the reasons counted on the rejections page.
 REASONS = ("too_large", "malformed_json", "bad_shape", "bad_value", "ts_out_of_range", "unknown_token")
@@ -41,9 +44,9 @@ def _load(body: bytes) -> Any:
     if len(body) > MAX_BODY_BYTES:
         raise IngestRejected("too_large", f"payload of {len(body)} bytes; at most {MAX_BODY_BYTES}",
                              status=413)
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # orjson: a third of json's time on small payloads, and strict (no NaN, depth and size limits)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise IngestRejected("malformed_json", f"not valid JSON: {exc}") from None
 
 
@@ -58,6 +61,8 @@ def _value(key: str, value: Any) -> tuple[float | None, str | None]:
     if isinstance(value, bool):
         return (1.0 if value else 0.0), None
     if isinstance(value, int | float):
+        if isinstance(value, int) and abs(value) > MAX_INT:  # beyond a float, or an overflow
+            raise IngestRejected("bad_value", f"{key}: a whole number beyond ±2^53", field=key)
         if not math.isfinite(value):
             raise IngestRejected("bad_value", f"{key}: numbers must be finite", field=key)
         return float(value), None
@@ -89,8 +94,10 @@ def _entry(item: Any, now_ms: int, oldest_ms: int, out: list[Point]) -> None:
     else:
         ts, values = now_ms, item
     for key, value in values.items():
-        if type(value) is float and math.isfinite(value) and 0 < len(key) <= KEY_MAX:  # the common case
-            out.append((key, ts, value, None))
+        kind = type(value)  # the common cases first: a plain float or a small whole number
+        if ((kind is float and math.isfinite(value)) or (kind is int and -MAX_INT <= value <= MAX_INT)) and (
+                0 < len(key) <= KEY_MAX and key.isprintable()):
+            out.append((key, ts, float(value), None))
             continue
         num, text = _value(_key(key), value)
         out.append((key, ts, num, text))
