@@ -50,6 +50,8 @@ def make_settings(tmp: Path, **overrides: object) -> Settings:
         "run_scheduler": False,
         # Tests see an event's effects as soon as the request returns; the background mode has its own test.
         "events_in_background": False,
+        # The in-process bus, whatever the environment says; the NATS transport has its own tests.
+        "nats_url": "",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # Deliver outbox events from a background thread (servers); false delivers right after each commit.
     events_in_background: bool = True
+    # NATS JetStream carries the outbox's events between processes when set (nats://host:4222); empty
+    # keeps the in-process bus. The stream and the subject prefix (`<prefix>.<topic>`) set apart
+    # installations sharing one NATS server.
+    nats_url: str = ""
+    nats_stream: str = "CITYOPS_EVENTS"
+    nats_subject_prefix: str = "cityops.events"
     # The background scheduler (deadline escalation, webhook delivery) in the app process.
     run_scheduler: bool = True
     page_size_max: int = Field(default=500, ge=1)

@@ -239,3 +239,34 @@ def test_a_batch_goes_to_a_subscriber_in_one_transaction_and_a_bad_event_keeps_i
     with empty_db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ProcessedEvent)) == 6
         assert session.scalar(select(func.count()).where(OutboxEntry.published_at.is_(None))) == 0
+
+
+def test_a_drain_asked_for_while_another_thread_drains_is_not_lost(empty_db: Database) -> None:
+    """A commit whose drain finds another thread draining leaves its rows to that thread, which
+    drains once more before it lets go, even when it had already looked for the last time."""
+    bus = EventBus(empty_db)
+    seen: list[object] = []
+    bus.subscribe(ThingHappened.topic, "collector", lambda _s, env: seen.append(env.decode()))
+    drain_rows = bus._drain_rows
+    late: list[int] = []
+
+    def and_meanwhile(limit: int) -> int:
+        sent = drain_rows(limit)
+        if not late:  # after the last look: another thread commits and asks for a drain
+            def commit() -> None:
+                with empty_db.sessions() as session:
+                    emit(session, ThingHappened(name="late"))
+                    session.commit()
+                late.append(bus.drain())
+            other = threading.Thread(target=commit)
+            other.start()
+            other.join()
+        return sent
+
+    bus._drain_rows = and_meanwhile  # type: ignore[method-assign]
+    with empty_db.sessions() as session:
+        emit(session, ThingHappened(name="first"))
+        session.commit()
+    assert bus.drain() == 2
+    assert late == [0]  # the other thread left its row to the drain under way
+    assert seen == [ThingHappened(name="first"), ThingHappened(name="late")]

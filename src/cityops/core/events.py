@@ -6,8 +6,10 @@ to the transport and marks them published, so a rollback never publishes and a c
 and delivery only delays it. Delivery is at-least-once; `deliver_once` makes subscribers idempotent by
 recording (subscriber, event id) in the same transaction as the subscriber's own work.
 
-The transport is an interface: `InProcessTransport` calls subscribers directly; a NATS JetStream
-transport can replace it without touching services or subscribers.
+The transport is an interface: `InProcessTransport` calls subscribers directly (the embedded
+default); `cityops.core.events_nats.NatsTransport` publishes to a NATS JetStream stream and feeds each
+subscriber from a durable consumer shared by every process (settings.nats_url), without touching
+services or subscribers.
 """
 
 from __future__ import annotations
@@ -108,6 +110,12 @@ class Transport(Protocol):
     def publish_batch(self, envelopes: Sequence[Envelope]) -> None:
         """Publish every envelope, or raise (the drain then retries them one at a time)."""
 
+    def start(self) -> None:
+        """Begin delivering to the bus's subscribers, if delivery is not part of publishing."""
+
+    def stop(self) -> None:
+        """Stop delivering and release connections; publishing may start it again."""
+
 
 class InProcessTransport:
     """Delivers each envelope to the subscribers registered on the bus, in this process."""
@@ -126,6 +134,12 @@ class InProcessTransport:
         for topic, batch in by_topic.items():
             for name, handler in self.bus.subscribers.get(topic, []):
                 deliver_all_once(self.bus.db, name, handler, batch)
+
+    def start(self) -> None:  # publishing is delivering
+        pass
+
+    def stop(self) -> None:
+        pass
 
 
 def deliver_all_once(db: Database, subscriber: str, handler: Handler, envelopes: Sequence[Envelope]) -> None:
@@ -176,6 +190,7 @@ class EventBus:
         self.subscribers: dict[str, list[tuple[str, Handler]]] = defaultdict(list)
         self.transport: Transport = transport or InProcessTransport(self)
         self._lock = threading.Lock()
+        self._again = False  # a drain was asked for while another thread held the lock
         self._wake = threading.Event()
         self._stop = threading.Event()
         # True while the last drain stopped at an event a subscriber could not take.
@@ -194,7 +209,13 @@ class EventBus:
         else:
             self.drain()
 
-    def start(self, *, poll_s: float = 1.0, max_backoff_s: float = 60.0) -> None:
+    def start(self, *, poll_s: float = 1.0, max_backoff_s: float = 60.0, background: bool = True) -> None:
+        """Start the transport's delivery (a broker's consumers) and, with `background`, the drain
+        thread; without it the drain stays inline after each commit."""
+        self.transport.start()
+        if not background:
+            return
+
         def run() -> None:
             backoff = 0.0
             while not self._stopping:
@@ -219,27 +240,37 @@ class EventBus:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the background thread after a last drain, so nothing committed waits for a restart."""
-        if self._thread is None:
-            return
-        self._stopping = True
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=10)
-        self._thread = None
-        self.drain()
+        """Stop the background thread after a last drain, so nothing committed waits for a restart;
+        then the transport's delivery."""
+        if self._thread is not None:
+            self._stopping = True
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=10)
+            self._thread = None
+            self.drain()
+        self.transport.stop()
 
     def drain(self, *, limit: int = 200) -> int:
         """Publish committed, unpublished outbox rows in order; returns how many went out."""
-        if not self._lock.acquire(blocking=False):
-            return 0  # another thread is draining; it will pick these rows up
-        try:
-            with self.db.try_exclusive("outbox-drain") as mine:
-                if not mine:  # another process is draining (several server workers); it will
-                    return 0  # pick these rows up, or the next poll will
-                return self._drain_rows(limit)
-        finally:
-            self._lock.release()
+        sent = 0
+        self._again = True
+        while self._again:
+            if not self._lock.acquire(blocking=False):
+                # Another thread is draining: it drains once more after this call's `_again`, so
+                # rows committed after its last look are not left for the next commit or poll.
+                return sent
+            try:
+                self._again = False
+                with self.db.try_exclusive("outbox-drain") as mine:
+                    if not mine:  # another process is draining (several server workers); it will
+                        return sent  # pick these rows up, or the next poll will
+                    sent += self._drain_rows(limit)
+                if self.failing:  # retried later (backoff), not once per concurrent commit
+                    return sent
+            finally:
+                self._lock.release()
+        return sent
 
     def _drain_rows(self, limit: int) -> int:
         """Publish batches until none is left or an event fails (see drain)."""
