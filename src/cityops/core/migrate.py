@@ -21,8 +21,12 @@ def alembic_config(database_url: str) -> Config:
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     """Leave out of autogenerate and model comparisons what packages manage by hand (e.g. full-text
-    indexes), registered in Base.metadata.info["unmanaged"]."""
-    return name not in Base.metadata.info.get("unmanaged", ())
+    indexes), registered in Base.metadata.info["unmanaged"], or by pattern (tables made at run time,
+    such as day partitions) in Base.metadata.info["unmanaged_patterns"]."""
+    info = Base.metadata.info
+    if name in info.get("unmanaged", ()):
+        return False
+    return name is None or not any(pattern.fullmatch(name) for pattern in info.get("unmanaged_patterns", ()))
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
