@@ -93,6 +93,7 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
             risks_service.risks_scan_job(),
             perception_service.retention_job(keep_days=settings.telemetry_raw_days),
             perception_service.offline_job(),
+            perception_service.rpc_expiry_job(),
             # Expired exports also go when a new one starts; this catches a quiet server.
             scheduler.Job("exports.purge_expired", 3600,
                           lambda db, now: exports.purge_expired(db, export_files, now=now))]
@@ -105,6 +106,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     settings = settings or get_settings()
     db = db or Database(settings.database_url, echo=settings.sql_echo)
     bus = EventBus(db)
+    if settings.nats_url:  # the events travel between processes through NATS JetStream
+        from cityops.core.events_nats import NatsTransport
+
+        bus.transport = NatsTransport(bus, settings.nats_url, stream=settings.nats_stream,
+                                      subject_prefix=settings.nats_subject_prefix)
     db.after_commit.append(bus.after_commit)
 
     @asynccontextmanager
@@ -116,8 +122,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
             # request for ~100 ms under load).
             gc.collect()
             gc.freeze()
-        if settings.events_in_background:
-            bus.start()
+        # A broker's consumers run either way; the drain runs in a thread or inline after each commit.
+        await run_in_threadpool(bus.start, background=settings.events_in_background)
         runner = app.state.scheduler = start_scheduler(app) if settings.run_scheduler else None
         yield
         if runner is not None:

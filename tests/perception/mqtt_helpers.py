@@ -141,7 +141,7 @@ class Device:
         self.refused: Any = None
         self.client.on_message = lambda _c, _u, msg: self.received.append((msg.topic, msg.payload))
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *_args: self.disconnected.set()
+        self.client.on_disconnect = self._on_disconnect
         if connect:
             self.client.connect("127.0.0.1", port, keepalive=30)
             self.client.loop_start()
@@ -153,6 +153,11 @@ class Device:
             self.refused = reason
         else:
             self.connected.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        # Cleared, so that wait_connected after a broker restart waits for paho's reconnection.
+        self.connected.clear()
+        self.disconnected.set()
 
     def wait_connected(self) -> Device:
         """A device made a moment ago is known to the broker once the worker has rewritten the

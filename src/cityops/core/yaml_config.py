@@ -58,6 +58,10 @@ def parse_yaml(text: str, model: type[Model], *, source: str, expected: str,
         mark = exc.problem_mark
         line = f" line {mark.line + 1}" if mark is not None else ""
         raise error(f"{source}{line}: not valid YAML: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:  # a control character: the reader knows its offset only
+        line_no = text.count("\n", 0, exc.position) + 1
+        raise error(f"{source} line {line_no}: not valid YAML: character #x{exc.character:04x} "
+                    "is not allowed") from None
     if root is None or not isinstance(data, dict):
         raise error(f"{source}: expected {expected}")
     try:

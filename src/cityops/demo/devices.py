@@ -1,7 +1,8 @@
 """The device side of the live demo: every synthetic device that reported at seeding reports again at
 its profile's interval (each at its own phase, so the load is even), through the perception
 service's ingestion path, with injected incidents — a fire (a smoke detector and the camera boxes
-around it), a faulty temperature sensor reading 85 °C — so alarms and their cases appear while the
+around it), a faulty temperature sensor reading 85 °C, a smoke detector going silent for a while (an
+offline alarm once its no-data rule's intervals pass) — so alarms and their cases appear while the
 demo runs. Readings come from the seed's generator, healthy and below every limit."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -38,18 +40,22 @@ class DeviceReport:
     readings: int = 0
     fires: int = 0
     faults: int = 0
+    outages: int = 0
 
 
 class DeviceSimulator:
     """`tick(t)` sends the readings due in second t; `run()` ticks once a second until stopped, with a
-    fire every `fire_every_s` and a faulty sensor every `fault_every_s` seconds."""
+    fire every `fire_every_s`, a faulty sensor every `fault_every_s` and a detector going silent every
+    `outage_every_s` seconds."""
 
     def __init__(self, db: Database, *, seed: int | None = None, fire_every_s: int = 600,
-                 fault_every_s: int = 900) -> None:
+                 fault_every_s: int = 900, outage_every_s: int = 1200) -> None:
         self.db = db
         self.rng = random.Random(seed)
         self.fire_every_s = fire_every_s
         self.fault_every_s = fault_every_s
+        self.outage_every_s = outage_every_s
+        self.silent_until: dict[str, int] = {}  # token -> the second it reports again
         self.report = DeviceReport()
         self._stop = threading.Event()
         self.devices: list[SimulatedDevice] = []
@@ -81,8 +87,9 @@ class DeviceSimulator:
         return values
 
     def _send(self, batch: list[tuple[SimulatedDevice, dict[str, float | str | bool]]], ts: int) -> None:
-        uploads = [service.Upload(d.token, "http", points=perception_demo.points_of(values, ts))
-                   for d, values in batch]
+        at = datetime.fromtimestamp(ts / 1000, UTC)  # the run's clock, which tests may run ahead
+        uploads = [service.Upload(d.token, "http", points=perception_demo.points_of(values, ts),
+                                  received_at=at) for d, values in batch]
         with self.db.session() as session:
             service.store_uploads(session, uploads)
         self.report.readings += len(uploads)
@@ -90,13 +97,15 @@ class DeviceSimulator:
     def tick(self, second: int) -> None:
         ts = self.start_ms + second * 1000  # second t of the run, on the device's clock
         due = [d for interval, phases in self.schedule.items()
-               for d in phases.get(-second % interval, ())]
+               for d in phases.get(-second % interval, ()) if self.silent_until.get(d.token, 0) <= second]
         if due:
             self._send([(d, self._values(d, ts)) for d in due], ts)
         if self.fire_every_s and second and second % self.fire_every_s == 0:
             self.inject_fire(second)
         if self.fault_every_s and second and second % self.fault_every_s == 0:
             self.inject_fault()
+        if self.outage_every_s and second and second % self.outage_every_s == 0:
+            self.inject_outage(second)
 
     def inject_fire(self, second: int = 0) -> bool:
         """Smoke at a random detector, and a fire seen by the camera boxes within 150 m of it."""
@@ -124,6 +133,19 @@ class DeviceSimulator:
             return False
         self.faulty[self.rng.choice(sensors).token] = 3
         self.report.faults += 1
+        return True
+
+    def inject_outage(self, second: int = 0) -> bool:
+        """A smoke detector that stops reporting for five of its intervals (a flat battery, a cut
+        cable), then comes back."""
+        detectors = [d for d in self.devices if d.profile == "smoke_detector"
+                     and self.silent_until.get(d.token, 0) <= second]
+        if not detectors:
+            return False
+        detector = self.rng.choice(detectors)
+        interval = profiles.registry().get("smoke_detector").report_interval_s
+        self.silent_until[detector.token] = second + 5 * interval
+        self.report.outages += 1
         return True
 
     def stop(self) -> None:

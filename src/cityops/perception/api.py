@@ -7,11 +7,16 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
+from cityops.core.db import Database
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
+from cityops.core.errors import CityopsError
+from cityops.core.longpoll import long_poll, wakeups
 from cityops.perception import ingest, service
 from cityops.perception.schemas import (
     AlarmPage,
@@ -21,6 +26,11 @@ from cityops.perception.schemas import (
     DevicePage,
     DeviceRead,
     RejectionsRead,
+    RpcCreate,
+    RpcPage,
+    RpcRead,
+    RulesRead,
+    RulesWrite,
     SeriesRead,
 )
 from cityops.places import service as places_service
@@ -167,3 +177,120 @@ def clear(alarm_id: AlarmId, session: SessionDep, user: Manager) -> AlarmRead:
     """Clear an active alarm by hand (ACTIVE_UNACK -> CLEARED_UNACK, ACTIVE_ACK -> CLEARED_ACK); its
     rules start over on the device, so the next breach raises a new alarm."""
     return service.clear_by_hand(session, actor=user, alarm_id=alarm_id)
+
+
+@router.get("/rules", response_model=RulesRead)
+def get_rules(session: SessionDep, user: Viewer,
+              version: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> RulesRead:
+    """The alarm rules in force (or a saved version), as YAML and as parsed rules, with the versions."""
+    return service.rules_read(session, version=version)
+
+
+@router.put("/rules", response_model=RulesRead, responses={422: {"description": "A rule is wrong; "
+                                                                 "the message names the line and field"}})
+def put_rules(data: RulesWrite, session: SessionDep, user: Manager) -> RulesRead:
+    """Save a new version of the whole rules document; it is in force within a second everywhere."""
+    return service.save_rules(session, actor=user, data=data)
+
+
+# --- server-side RPC and shared attributes ------------------------------------------------------
+
+RpcId = Annotated[int, Path(ge=1, le=MAX_ID)]
+MAX_POLL_MS = 300_000  # ThingsBoard's longest device long poll
+DEVICE_POLL_S = 0.5  # how often a waiting device's poll asks the database (commands from elsewhere)
+WAIT_POLL_S = 0.25  # how often a caller waiting for an answer asks (answers come from the MQTT worker)
+RPC_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such device in your scope"},
+    422: {"description": "Bad method name, params or timeout; the field is named"},
+    429: {"description": "Too many commands waiting for the device"}}
+
+
+@devices_api.get("/{access_token}/rpc", responses={
+    200: {"description": 'The next command: {"id": 1, "method": "...", "params": {...}}'},
+    401: DEVICE_ERRORS[401], 408: {"description": "No command came within the timeout; ask again"}})
+async def poll_rpc(access_token: DeviceToken, request: Request,
+                   timeout: Annotated[int, Query(ge=0, le=MAX_POLL_MS, description="ms to wait")] = 60_000,
+                   ) -> Response:
+    """ThingsBoard's RPC long poll: the device's next command, waiting for one up to `timeout`.
+    A two-way command is then answered with POST /api/v1/{token}/rpc/{id}."""
+    db: Database = request.app.state.db
+
+    def device_id() -> int:
+        with db.sessions() as session:
+            return service.device_by_token(session, token=access_token)
+
+    device = await run_in_threadpool(device_id)
+
+    def take() -> dict[str, Any] | None:
+        with db.session() as session:
+            return service.rpc_for_http(session, device_id=device)
+
+    command = await long_poll(request, f"device:{device}", take, wait_s=timeout / 1000, every_s=DEVICE_POLL_S)
+    return JSONResponse(command) if command is not None else Response(status_code=408)
+
+
+@devices_api.post("/{access_token}/rpc/{rpc_id}", responses={
+    401: DEVICE_ERRORS[401], 404: {"description": "Not a command of this device"},
+    409: {"description": "One-way, or ended already (answered, timed out)"}})
+async def answer_rpc(access_token: DeviceToken, rpc_id: RpcId, request: Request) -> Response:
+    """The device's answer to a two-way command (any JSON; other text is kept as text)."""
+    body = await request.body()
+    db: Database = request.app.state.db
+
+    def answer() -> CityopsError | None:
+        with db.session() as session:
+            device = service.device_by_token(session, token=access_token)
+            return service.answer_rpc(session, device_id=device, rpc_id=rpc_id, body=body)
+
+    refused = await run_in_threadpool(answer)
+    if refused is not None:
+        raise refused
+    wakeups(request.app.state).notify(f"rpc:{rpc_id}")
+    return Response(status_code=200)
+
+
+@router.post("/devices/{device_id}/rpc", response_model=RpcRead, status_code=201, responses=RPC_ERRORS)
+async def create_rpc(device_id: DeviceId, body: RpcCreate, request: Request, user: Manager,
+                     wait: Annotated[bool, Query(description="Answer once the command has ended (answered, "
+                                                             "sent if one-way, or timed out)")] = False,
+                     ) -> RpcRead:
+    """Send a command to the device (ThingsBoard's server-side RPC): over MQTT when it is connected
+    there, or to its HTTP long poll. Two-way commands end with the device's answer (SUCCESSFUL),
+    one-way ones once sent; either ends TIMEOUT (EXPIRED if never sent) after `timeout_ms`."""
+    db: Database = request.app.state.db
+
+    def create() -> RpcRead:
+        with db.session() as session:
+            return service.create_rpc(session, actor=user, device_id=device_id, data=body)
+
+    rpc = await run_in_threadpool(create)
+    wakeups(request.app.state).notify(f"device:{device_id}")  # a device polling here takes it at once
+    if not wait:
+        return rpc
+    # Until a moment past the deadline, when the last look stores and returns its end.
+    ended = await long_poll(request, f"rpc:{rpc.id}", lambda: service.rpc_outcome(db, rpc_id=rpc.id),
+                            wait_s=rpc.timeout_ms / 1000 + WAIT_POLL_S, every_s=WAIT_POLL_S)
+    return ended or rpc
+
+
+@router.get("/devices/{device_id}/rpc", response_model=RpcPage)
+def list_rpcs(device_id: DeviceId, session: SessionDep, user: Viewer,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0) -> RpcPage:
+    """The device's commands, newest first, with their status and answers."""
+    return service.list_rpcs(session, viewer=user, device_id=device_id, limit=limit, offset=offset)
+
+
+@router.get("/rpc/{rpc_id}", response_model=RpcRead, responses={404: {"description": "Not in your scope"}})
+def get_rpc(rpc_id: RpcId, session: SessionDep, user: Viewer) -> RpcRead:
+    return service.get_rpc(session, viewer=user, rpc_id=rpc_id)
+
+
+@router.post("/devices/{device_id}/attributes/shared", response_model=AttributesRead, responses={
+    422: {"description": "A key or value the device API would refuse; the key is named"}})
+def set_shared_attributes(device_id: DeviceId, values: Annotated[dict[str, Any], Body()], session: SessionDep,
+                          user: Manager) -> AttributesRead:
+    """Set shared attributes `{"key": value}`: stored, and pushed to the device over MQTT on
+    `v1/devices/me/attributes` if it is connected (otherwise it reads them when it asks). Answers
+    the device's client and shared attributes."""
+    return service.set_shared_attributes(session, actor=user, device_id=device_id, values=values)

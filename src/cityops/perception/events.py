@@ -33,7 +33,7 @@ def on_alarm_raised(session: Session, envelope: Envelope, index: Callable[[Sessi
     alarm = session.get(Alarm, int(envelope.payload["alarm_id"]))
     if alarm is None or alarm.case_id is not None:
         return
-    registry = rules.registry()
+    registry = rules.in_force(session)
     rule = registry.rule(alarm.rule_code)
     device = session.get(Device, alarm.device_id)
     if rule is None or rule.case_category is None or device is None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityops.core.db import Base, utcnow
+from cityops.perception import partitions
 
 
 class Device(Base):
@@ -70,16 +71,21 @@ class TelemetryLatest(Base):
 
 
 class TelemetryPoint(Base):
-    """Raw history. No row id on SQLite: the key (device, key, ts) is the table, ~30 bytes a point."""
+    """Raw history. No row id on SQLite: the key (device, key, ts) is the table, ~30 bytes a point.
+    On PostgreSQL one partition per day, so retention drops whole days (see partitions.py)."""
 
     __tablename__ = "telemetry_raw"
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = ({"sqlite_with_rowid": False, "postgresql_partition_by": "RANGE (ts)"},)
 
     device_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ts: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     num: Mapped[float | None] = mapped_column(Float, default=None)
     text: Mapped[str | None] = mapped_column(String(2000), default=None)
+
+
+# create_all (tests) gets the default partition and the coming days, as the migration makes them.
+event.listen(TelemetryPoint.__table__, "after_create", partitions.after_create)
 
 
 class IngestRejection(Base):
@@ -165,4 +171,66 @@ class Alarm(Base):
     ack_at: Mapped[datetime | None] = mapped_column(default=None)
     value: Mapped[float | None] = mapped_column(Float, default=None)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RuleSet(Base):
+    """A version of the alarm rules, edited in the UI: the newest is in force (none: the shipped
+    file). Kept whole, as the YAML document people wrote, so each change can be read back."""
+
+    __tablename__ = "alarm_rule_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(String(200), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                      default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ThingsBoard's RPC statuses: EXPIRED was never sent before its deadline, TIMEOUT was sent and not
+# answered in time.
+RPC_STATUSES = ("QUEUED", "SENT", "DELIVERED", "SUCCESSFUL", "TIMEOUT", "EXPIRED", "FAILED")
+RPC_OPEN = ("QUEUED", "SENT", "DELIVERED")
+
+
+class DeviceRpc(Base):
+    """A command to a device (ThingsBoard's server-side RPC), kept with its outcome. Sent over MQTT by
+    the ingest worker or handed to the device's HTTP long poll; one-way ends when sent, two-way when
+    the device answers, both at `expires_at` at the latest."""
+
+    __tablename__ = "device_rpc"
+    # The senders' poll and the expiry sweep look for open ones; the device page for a device's newest.
+    __table_args__ = (Index("ix_device_rpc_status_expires_at", "status", "expires_at"),
+                      Index("ix_device_rpc_device_id_id", "device_id", "id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(64))
+    params: Mapped[Any] = mapped_column(JSON)
+    oneway: Mapped[bool] = mapped_column(default=False)
+    timeout_ms: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(12), default="QUEUED")
+    transport: Mapped[str | None] = mapped_column(String(8), default=None)  # how it was sent: mqtt, http
+    expires_at: Mapped[datetime]
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    response: Mapped[Any | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(String(300), default=None)
+
+
+class DeviceDownlink(Base):
+    """A message waiting for an ingest worker to publish to a device over MQTT (shared attribute
+    updates). A worker takes it by deleting it: sent at most once, like ThingsBoard's pushes, which a
+    device that was away catches up on by requesting its attributes."""
+
+    __tablename__ = "device_downlinks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(120))  # the device's topic, e.g. v1/devices/me/attributes
+    payload: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

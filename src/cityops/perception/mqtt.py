@@ -5,7 +5,10 @@ Devices connect with their access token as the MQTT user name and publish on Thi
 against the credentials file written here, keeps each device to its own topics, and rewrites `me` to
 the device's id and the broker's receipt time (`v1/devices/<id>/<ms>/telemetry`), so the platform
 learns who sent each message without trusting the message. Answers go back through the plugin's
-downlink (`down/<id>/<device topic>`), which reaches that device's connection only.
+downlink (`down/<id>/<device topic>`), which reaches that device's connection only, and so do the
+platform's commands: the worker polls for queued server-side RPCs and shared attribute pushes, sends
+them on ThingsBoard's topics (`v1/devices/me/rpc/request/<id>`, `v1/devices/me/attributes`) and stores
+the device's answer (`v1/devices/me/rpc/response/<id>`) with the batch it came in.
 
 The ingest worker subscribes at QoS 1 on a shared subscription (several workers split the load) with
 a persistent session, stores what arrived in one transaction per batch, and only then acknowledges
@@ -38,18 +41,22 @@ from cityops.core.mqtt import Message, MqttClient, MqttError
 from cityops.perception import service
 from cityops.perception.ingest import MAX_BODY_BYTES, IngestRejected, parse_attributes, parse_telemetry
 from cityops.perception.models import Device
+from cityops.perception.repository import RpcToSend
 
 log = logging.getLogger(__name__)
 
 SHARE_GROUP = "cityops"
 TOPICS = ("v1/devices/+/+/telemetry", "v1/devices/+/+/attributes", "v1/devices/+/+/attributes/request/+",
-          "v1/devices/+/+/rpc/request/+")
+          "v1/devices/+/+/rpc/request/+", "v1/devices/+/+/rpc/response/+")
 # The broker closes a connection that sends a larger packet; payloads between MAX_BODY_BYTES and this
 # reach the platform and are counted as too large, like over HTTP.
 MAX_PACKET_BYTES = 4 * MAX_BODY_BYTES
 BATCH = 5000
 # What ThingsBoard's device SDK asks for on connecting ("getSessionLimits"): no rate limits here.
 SESSION_LIMITS = {"maxPayloadSize": MAX_BODY_BYTES, "maxInflightMessages": 100, "rateLimits": {}}
+# How often a worker looks for RPCs and attribute pushes to send: they are made by the API processes,
+# which cannot reach the worker otherwise; one indexed read each, writes only when something waits.
+DOWNLINK_POLL_S = 0.25
 
 
 # --- the broker ---------------------------------------------------------------------------------
@@ -171,6 +178,16 @@ class Reply:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class RpcAnswer:
+    """A device's answer to a server-side RPC, to store with the batch."""
+
+    device_id: int
+    rpc_id: int
+    body: bytes
+    received_at: datetime
+
+
 def _excerpt(message: Message) -> str:
     return f"{message.topic} {message.payload[:400].decode('utf-8', 'replace')}"
 
@@ -184,8 +201,9 @@ def _moment(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)  # messages of a batch mostly share a few
 
 
-def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | None, Reply | None]:
-    """What a message from the broker asks for: an upload to store, or a reply to send, or both."""
+def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | None, Reply | RpcAnswer | None]:
+    """What a message from the broker asks for: an upload to store, a reply to send, or an RPC answer
+    to store."""
     parts = message.topic.split("/", 4)
     try:
         device_id, received_ms, rest = int(parts[2]), int(parts[3]), parts[4]
@@ -202,6 +220,10 @@ def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | No
             return service.Upload("", "mqtt", attributes=parse_attributes(message.payload),
                                   received_at=received_at, device_id=device_id), None
         kind, _, request_id = rest.rpartition("/")
+        if kind == "rpc/response":  # any payload: ThingsBoard keeps an answer that is not JSON as text
+            if not request_id.isdigit() or len(request_id) > 18:
+                raise IngestRejected("bad_shape", f"not an RPC id: {request_id[:40]!r}")
+            return None, RpcAnswer(device_id, int(request_id), message.payload, received_at)
         request = json.loads(message.payload) if message.payload else {}
         if kind == "attributes/request" and isinstance(request, dict):
             keys = {name: _keys(request.get(name)) for name in ("clientKeys", "sharedKeys")}
@@ -262,7 +284,18 @@ class IngestWorker:
                     if any(g > 1 for g in granted):
                         raise MqttError("the broker refused the platform's subscriptions")
                     self.connected.set()
-                    await self._consume(client, stop)
+                    halt = asyncio.Event()
+                    sending = asyncio.create_task(self._send_downlinks(client, halt))
+                    try:
+                        await self._consume(client, stop)
+                    finally:
+                        # Let a pass in progress finish (a broken connection fails its publishes at
+                        # once and they are queued again) rather than cancel it between claiming and
+                        # publishing, which would leave its RPCs SENT without being sent.
+                        halt.set()
+                        _done, pending = await asyncio.wait({sending}, timeout=15)
+                        for task in pending:
+                            task.cancel()
                 except MqttError as exc:
                     log.warning("MQTT connection lost: %s", exc)
                 except Exception:  # nothing unacknowledged is lost: the broker sends it again
@@ -300,6 +333,57 @@ class IngestWorker:
                                      json.dumps(reply.payload, ensure_ascii=False).encode())
             await client.drain()
 
+    async def _send_downlinks(self, client: MqttClient, halt: asyncio.Event) -> None:
+        """Publish what waits for devices (queued RPCs, shared attribute pushes) through the plugin's
+        downlink until `halt`, polling for it: it is made by other processes."""
+        while not halt.is_set():
+            try:
+                await self.send_downlinks(client)
+            except MqttError:
+                return  # the consuming loop finds the connection gone too, and reconnects
+            except Exception as exc:  # the database is away: try again at the next poll
+                if not _transient(exc):
+                    log.exception("sending to devices failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(halt.wait(), DOWNLINK_POLL_S)
+
+    async def send_downlinks(self, client: MqttClient) -> int:
+        """One pass: claim what waits (each RPC and push is taken by one worker), publish it at QoS 1 and
+        mark the RPCs the broker acknowledged DELIVERED (see service.rpcs_delivered for what that
+        promises). What the broken connection left unacknowledged is queued again. How many went out."""
+        rpcs, pushes = await asyncio.to_thread(self._take_downlinks)
+        if not rpcs and not pushes:
+            return 0
+        out = [(f"v1/devices/me/rpc/request/{rpc_id}", device_id, {"method": method, "params": params})
+               for rpc_id, device_id, method, params, _oneway in rpcs]
+        out += [(topic, device_id, payload) for _id, device_id, topic, payload in pushes]
+        # The packets go out in this order; their PUBACKs are awaited together.
+        outcomes = await asyncio.gather(*(
+            client.publish(f"down/{device_id}/{topic}", json.dumps(payload, ensure_ascii=False).encode(),
+                           qos=1) for topic, device_id, payload in out), return_exceptions=True)
+        rpc_outcomes, push_outcomes = outcomes[:len(rpcs)], outcomes[len(rpcs):]
+        acked = [rpc[0] for rpc, outcome in zip(rpcs, rpc_outcomes, strict=True) if outcome is None]
+        unsent = [rpc[0] for rpc, outcome in zip(rpcs, rpc_outcomes, strict=True) if outcome is not None]
+        await asyncio.to_thread(self._after_sending, acked, unsent)
+        lost = sum(outcome is not None for outcome in push_outcomes)
+        if lost:
+            log.warning("%d attribute pushes lost with the broker connection (devices read them on asking)",
+                        lost)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return len(outcomes)
+
+    def _take_downlinks(self) -> tuple[list[RpcToSend], list[tuple[int, int, str, Any]]]:
+        with self.db.session() as session:
+            return service.claim_rpcs(session), service.take_downlinks(session)
+
+    def _after_sending(self, acked: Sequence[int], unsent: Sequence[int]) -> None:
+        if acked or unsent:
+            with self.db.session() as session:
+                service.rpcs_delivered(session, rpc_ids=acked)
+                service.rpcs_unsent(session, rpc_ids=unsent)
+
     async def _store_retrying(self, messages: Sequence[Message]) -> list[Reply]:
         """Store the batch, waiting out a database that is away. Stored on this thread, not handed to
         another: the two would only take turns at the interpreter, and each turn costs (measured:
@@ -326,13 +410,18 @@ class IngestWorker:
                 raise
             return self._write_one_by_one(uploads, requests, exc)
 
-    def _write(self, uploads: Sequence[service.Upload], requests: Sequence[Reply]) -> list[Reply]:
+    def _write(self, uploads: Sequence[service.Upload], requests: Sequence[Reply | RpcAnswer]) -> list[Reply]:
         with self.db.session() as session:
             if uploads:
                 service.store_uploads(session, uploads)
             replies = []
             for request in requests:
-                if request.topic.startswith("v1/devices/me/attributes/"):
+                if isinstance(request, RpcAnswer):
+                    refused = service.answer_rpc(session, device_id=request.device_id, rpc_id=request.rpc_id,
+                                                 body=request.body, now=request.received_at)
+                    if refused is not None:  # a late or stray answer: the device is not told
+                        log.info("RPC answer of device %d not taken: %s", request.device_id, refused.message)
+                elif request.topic.startswith("v1/devices/me/attributes/"):
                     try:
                         found = service.attributes_for(
                             session, device_id=request.device_id, client_keys=request.payload["clientKeys"],
@@ -344,7 +433,7 @@ class IngestWorker:
                     replies.append(request)
             return replies
 
-    def _write_one_by_one(self, uploads: Sequence[service.Upload], requests: Sequence[Reply],
+    def _write_one_by_one(self, uploads: Sequence[service.Upload], requests: Sequence[Reply | RpcAnswer],
                           error: Exception) -> list[Reply]:
         """A batch the database refused for a reason other than being away: store each upload on its
         own, so one bad message is recorded as refused and the others are kept."""

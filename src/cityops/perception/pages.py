@@ -4,22 +4,27 @@ and token (/devices/{id}), the alarm console (/devices/alarms), the fire scenari
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from cityops.cases.pages import STATE_LABELS
 from cityops.core.auth.deps import CurrentUser
 from cityops.core.auth.roles import has_permission
 from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
-from cityops.core.errors import CityopsError, Forbidden
+from cityops.core.errors import CityopsError, Forbidden, ValidationFailed
 from cityops.core.export import xlsx_response
 from cityops.core.i18n import N_, gettext_for, locale_of
+from cityops.core.longpoll import wakeups
 from cityops.core.templating import NavItem, form_refusal, register_nav, render
 from cityops.perception import profiles, rules, service
 from cityops.perception.api import MAX_ID, SEVERITY_PATTERN
+from cityops.perception.schemas import RpcCreate, RulesWrite
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 register_nav(NavItem("devices", N_("Devices"), "/devices", order=50, permission="devices.view",
@@ -84,10 +89,10 @@ RATE_EXPORT_HEADERS = (N_("Device"), N_("Division"), N_("Department"), N_("Smoke
 RATES_PAGE = 100
 
 
-def _rule_names(request: Request) -> dict[str, str]:
+def _rule_names(request: Request, session: Session) -> dict[str, str]:
     """Rule code -> its name in the request's language (rules carry their own zh/en names)."""
     chinese = locale_of(request) == "zh"
-    return {r.code: r.name_zh if chinese else r.name_en for r in rules.registry().all()}
+    return {r.code: r.name_zh if chinese else r.name_en for r in rules.in_force(session).all()}
 
 
 @router.get("/devices/alarms", response_class=HTMLResponse, response_model=None)
@@ -105,7 +110,7 @@ def alarms(request: Request, session: SessionDep, user: CurrentUser, settings: S
     filters = {"active": active, "severity": severity, "type": alarm_type, "device": device}
     query = {"active": "true" if active else "false", "severity": severity or "", "type": alarm_type or "",
              "device": device or ""}
-    names = _rule_names(request)
+    names = _rule_names(request, session)
     if format == "xlsx":
         found = service.list_alarms(session, viewer=user, active_only=active, severity=severity,
                                     alarm_type=alarm_type, device_id=device, limit=service.MAX_EXPORT)
@@ -156,9 +161,45 @@ def fire_board(request: Request, session: SessionDep, user: CurrentUser, setting
     points = [{"id": a.id, "device": a.device_name, "lon": a.lon, "lat": a.lat, "severity": a.severity,
                "fire": a.confirmed_fire} for a in board.active]
     return render(request, "perception/fire.html", {
-        "board": board, "points": points, "offset": offset, "rule_names": _rule_names(request),
+        "board": board, "points": points, "offset": offset, "rule_names": _rule_names(request, session),
         "status_labels": ALARM_STATUS_LABELS, "severity_labels": SEVERITY_LABELS,
         "state_labels": STATE_LABELS, "may_view_devices": has_permission(user, "devices.view")})
+
+
+KIND_LABELS = {"threshold": N_("Threshold"), "rate_of_change": N_("Rate of change"), "no_data": N_("No data"),
+               "geofence": N_("Geofence"), "confirm": N_("Confirmation across devices")}
+
+
+def _rules_page(request: Request, session: Session, user: CurrentUser, *, version: int | None = None,
+                text: str | None = None, comment: str = "", error: str | None = None,
+                status_code: int = 200) -> HTMLResponse:
+    found = service.rules_read(session, version=version)
+    return render(request, "perception/rules.html", {
+        "found": found, "text": found.text if text is None else text, "comment": comment, "error": error,
+        "kind_labels": KIND_LABELS, "severity_labels": SEVERITY_LABELS,
+        "may_manage": has_permission(user, "devices.manage")}, status_code=status_code)
+
+
+@router.get("/devices/rules", response_class=HTMLResponse)
+def rules_editor(request: Request, session: SessionDep, user: CurrentUser,
+                 version: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> HTMLResponse:
+    """The alarm rules in force, the editor of their YAML (validated with the line and field of any
+    mistake) and the versions saved, each of which can be loaded and saved again."""
+    _check_view(user)
+    return _rules_page(request, session, user, version=version)
+
+
+@router.post("/devices/rules", response_class=HTMLResponse, response_model=None)
+def save_rules(request: Request, session: SessionDep, user: CurrentUser,
+               text: Annotated[str, Form(max_length=200_000)],
+               comment: Annotated[str, Form(max_length=200)] = "") -> Response:
+    try:
+        service.save_rules(session, actor=user, data=RulesWrite(text=text, comment=comment))
+    except (CityopsError, ValidationError) as exc:
+        message, status = form_refusal(session, exc, record_page=False)
+        return _rules_page(request, session, user, text=text, comment=comment, error=message,
+                           status_code=status)
+    return RedirectResponse("/devices/rules", status_code=303)
 
 
 @router.get("/devices/rejections", response_class=HTMLResponse)
@@ -171,13 +212,15 @@ def rejections(request: Request, session: SessionDep, user: CurrentUser,
 
 
 def _device_page(request: Request, session: SessionDep, user: CurrentUser, device_id: int, *,
-                 error: str | None = None, status_code: int = 200) -> HTMLResponse:
+                 error: str | None = None, status_code: int = 200,
+                 rpc_form: dict[str, str] | None = None) -> HTMLResponse:
     device = service.get_device(session, viewer=user, device_id=device_id)
     profile = profiles.registry().get(device.profile)
     return render(request, "perception/device.html", {
         "device": device, "profile": profile, "status_labels": STATUS_LABELS, "error": error,
         "chart_keys": [k.key for k in profile.keys if k.type != "string" and k.key in device.latest],
-        "may_manage": has_permission(user, "devices.manage")}, status_code=status_code)
+        "may_manage": has_permission(user, "devices.manage"),
+        **_rpc_context(session, user, device_id, rpc_form)}, status_code=status_code)
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
@@ -199,3 +242,53 @@ def change_token(request: Request, session: SessionDep, user: CurrentUser,
         message, status = form_refusal(session, exc, record_page=True)
         return _device_page(request, session, user, device_id, error=message, status_code=status)
     return RedirectResponse(f"/devices/{device_id}", status_code=303)
+
+
+# --- commands to the device (server-side RPC) ---------------------------------------------------
+
+RPC_STATUS_LABELS = {"QUEUED": N_("Queued"), "SENT": N_("Sent"), "DELIVERED": N_("Delivered to the broker"),
+                     "SUCCESSFUL": N_("Successful"), "TIMEOUT": N_("No answer in time"),
+                     "EXPIRED": N_("Expired unsent"), "FAILED": N_("Failed")}
+RPC_ROWS = 20
+
+
+def _json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _rpc_context(session: SessionDep, user: CurrentUser, device_id: int,
+                 form: dict[str, str] | None) -> dict[str, object]:
+    """The device's last commands, and the command form (as sent, when it was refused)."""
+    return {"rpcs": service.list_rpcs(session, viewer=user, device_id=device_id, limit=RPC_ROWS).items,
+            "rpc_status_labels": RPC_STATUS_LABELS, "json_text": _json_text,
+            "rpc_form": form or {"method": "", "params": "{}", "timeout_s": "10", "oneway": ""}}
+
+
+@router.post("/devices/{device_id}/rpc", response_class=HTMLResponse, response_model=None)
+def send_rpc(request: Request, session: SessionDep, user: CurrentUser,
+             device_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+             method: Annotated[str, Form(max_length=200)] = "",
+             params: Annotated[str, Form(max_length=200_000)] = "",
+             timeout_s: Annotated[str, Form(max_length=10)] = "10",
+             oneway: Annotated[str, Form(max_length=10)] = "") -> Response:
+    """Send a command from the device page (devices.manage); its outcome shows in the table below."""
+    form = {"method": method, "params": params, "timeout_s": timeout_s, "oneway": oneway}
+    try:
+        try:
+            values = json.loads(params) if params.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValidationFailed(f"params: not valid JSON ({exc.msg}, line {exc.lineno})",
+                                   field="params") from None
+        try:
+            timeout_ms = int(float(timeout_s) * 1000)
+        except ValueError:
+            raise ValidationFailed("timeout: a number of seconds", field="timeout_s") from None
+        data = RpcCreate(method=method, params=values, timeout_ms=timeout_ms, oneway=bool(oneway))
+        service.create_rpc(session, actor=user, device_id=device_id, data=data)
+    except (CityopsError, ValidationError) as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _device_page(request, session, user, device_id, error=message, status_code=status,
+                            rpc_form=form)
+    session.commit()  # before waking a device's HTTP poll in this process, so that it finds the command
+    wakeups(request.app.state).notify(f"device:{device_id}")
+    return RedirectResponse(f"/devices/{device_id}#rpc", status_code=303)

@@ -9,15 +9,33 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, event, exists, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    delete,
+    event,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
 from cityops.core.auth.models import OrgUnit
 from cityops.core.db import insert_or_ignore
+from cityops.perception import partitions
 from cityops.perception.models import (
+    RPC_OPEN,
     Alarm,
     Device,
+    DeviceDownlink,
+    DeviceRpc,
     IngestRejection,
     RuleState,
     TelemetryDirtyHour,
@@ -199,7 +217,9 @@ def recompute_rollups(session: Session, hours: Sequence[tuple[int, int, int]]) -
 
 
 def delete_raw_before(session: Session, cutoff_ms: int) -> int:
-    """Delete raw points older than the cutoff, per (device, key) so the primary key does the finding."""
+    """Delete raw points older than the cutoff, per (device, key) so the primary key does the finding.
+    On PostgreSQL, once the expired days are dropped, this only finds the rows of the day the cutoff
+    falls in and those in the default partition (the partition pruning skips the other days)."""
     pairs = [(d, k, cutoff_ms) for d, k in session.execute(
         select(TelemetryLatest.device_id, TelemetryLatest.key_id))]
     if not pairs:
@@ -209,6 +229,31 @@ def delete_raw_before(session: Session, cutoff_ms: int) -> int:
     deleted = conn.exec_driver_sql(f"DELETE FROM {TelemetryPoint.__tablename__} WHERE device_id = {m} "
                                    f"AND key_id = {m} AND ts < {m}", pairs)
     return max(deleted.rowcount, 0)
+
+
+def ensure_raw_partitions(session: Session, *, now_ms: int, keep_from_ms: int) -> list[str]:
+    """PostgreSQL: day partitions of the raw points for the coming days, and for the kept days that
+    have points in the default partition (moved into them); the names made. Nothing elsewhere."""
+    conn = session.connection()
+    if not partitions.is_partitioned(conn):
+        return []
+    return partitions.ensure(conn, now=now_ms, keep_from_ms=keep_from_ms)
+
+
+def expired_raw_days(session: Session, cutoff_ms: int) -> list[int]:
+    """PostgreSQL: the days (since the epoch) whose partition ends at or before the cutoff; [] elsewhere."""
+    conn = session.connection()
+    return partitions.expired_days(conn, cutoff_ms) if partitions.is_partitioned(conn) else []
+
+
+def lock_raw(session: Session) -> None:
+    """PostgreSQL: hold inserts into the raw points off until the transaction ends."""
+    partitions.lock(session.connection())
+
+
+def drop_raw_days(session: Session, days: list[int]) -> int:
+    """PostgreSQL: drop these days' partitions (after `lock_raw`); the points they held."""
+    return partitions.drop_days(session.connection(), days)
 
 
 def rollups(session: Session, device_id: int, key_id: int, period_s: int, start_ms: int, end_ms: int,
@@ -369,3 +414,108 @@ def unit_names(session: Session, unit_ids: Iterable[int | None]) -> dict[int, st
     if not wanted:
         return {}
     return {i: n for i, n in session.execute(select(OrgUnit.id, OrgUnit.name).where(OrgUnit.id.in_(wanted)))}
+
+
+# --- server-side RPC and pushes to devices ------------------------------------------------------
+
+
+def rpc_page(session: Session, device_id: int, *, limit: int, offset: int = 0) -> tuple[list[DeviceRpc], int]:
+    """A device's RPCs, newest first, and how many it has."""
+    rows = session.scalars(select(DeviceRpc).where(DeviceRpc.device_id == device_id)
+                           .order_by(DeviceRpc.id.desc()).limit(limit).offset(offset)).all()
+    total = session.scalar(select(func.count()).select_from(DeviceRpc)
+                           .where(DeviceRpc.device_id == device_id)) or 0
+    return list(rows), total
+
+
+def open_rpc_count(session: Session, device_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(DeviceRpc).where(
+        DeviceRpc.device_id == device_id, DeviceRpc.status.in_(RPC_OPEN))) or 0
+
+
+# What a sender needs of an RPC it claimed: id, device_id, method, params, oneway.
+RpcToSend = tuple[int, int, str, Any, bool]
+
+
+def _claim(session: Session, ids: Sequence[int], condition: ColumnElement[bool],
+           values: dict[str, Any]) -> list[RpcToSend]:
+    """Set `values` on those of `ids` still matching `condition`; the rows this call changed. Two
+    senders may pick the same ids: the database lets one UPDATE change each row (the other finds the
+    condition no longer holds), so each RPC goes out once."""
+    if not ids:
+        return []
+    rows = session.execute(update(DeviceRpc).where(DeviceRpc.id.in_(ids), condition).values(**values)
+                           .returning(DeviceRpc.id, DeviceRpc.device_id, DeviceRpc.method, DeviceRpc.params,
+                                      DeviceRpc.oneway)
+                           .execution_options(synchronize_session=False))
+    return sorted((r.id, r.device_id, r.method, r.params, r.oneway) for r in rows)
+
+
+def claim_queued_rpcs(session: Session, *, now: datetime, limit: int) -> list[RpcToSend]:
+    """QUEUED -> SENT over MQTT, oldest first. Reads first and writes only when something is queued:
+    the poll runs several times a second and must not take SQLite's write lock each time."""
+    queued = and_(DeviceRpc.status == "QUEUED", DeviceRpc.expires_at > now)
+    ids = session.scalars(select(DeviceRpc.id).where(queued).order_by(DeviceRpc.id).limit(limit)).all()
+    return _claim(session, ids, queued, {"status": "SENT", "transport": "mqtt", "sent_at": now})
+
+
+def claim_rpc_for_http(session: Session, device_id: int, *, now: datetime) -> RpcToSend | None:
+    """The device's oldest RPC for its HTTP long poll: a queued one, or one the MQTT worker sent that
+    no answer has come for (a device polling over HTTP is not on MQTT, where the broker dropped it).
+    Two-way -> SENT, one-way -> SUCCESSFUL (handed over is all a one-way RPC waits for)."""
+    takeable = and_(DeviceRpc.device_id == device_id, DeviceRpc.expires_at > now, or_(
+        DeviceRpc.status == "QUEUED",
+        and_(DeviceRpc.status.in_(("SENT", "DELIVERED")), DeviceRpc.transport == "mqtt")))
+    for rpc_id in session.scalars(select(DeviceRpc.id).where(takeable).order_by(DeviceRpc.id).limit(5)).all():
+        claimed = _claim(session, [rpc_id], takeable, {
+            "status": case((DeviceRpc.oneway, "SUCCESSFUL"), else_="SENT"), "transport": "http",
+            "sent_at": now, "completed_at": case((DeviceRpc.oneway, now), else_=None)})
+        if claimed:
+            return claimed[0]
+    return None
+
+
+def mark_rpcs_delivered(session: Session, ids: Sequence[int], *, now: datetime) -> None:
+    """The broker acknowledged them: two-way -> DELIVERED, one-way -> SUCCESSFUL; an answer that came
+    first, or an HTTP poll that took one over, is left as it is."""
+    if ids:
+        session.execute(update(DeviceRpc).where(DeviceRpc.id.in_(ids), DeviceRpc.status == "SENT",
+                                                DeviceRpc.transport == "mqtt")
+                        .values(status=case((DeviceRpc.oneway, "SUCCESSFUL"), else_="DELIVERED"),
+                                delivered_at=now, completed_at=case((DeviceRpc.oneway, now), else_=None))
+                        .execution_options(synchronize_session=False))
+
+
+def requeue_rpcs(session: Session, ids: Sequence[int]) -> None:
+    """The broker connection broke before it acknowledged them: sent again by the next poll."""
+    if ids:
+        session.execute(update(DeviceRpc).where(DeviceRpc.id.in_(ids), DeviceRpc.status == "SENT",
+                                                DeviceRpc.transport == "mqtt")
+                        .values(status="QUEUED", transport=None, sent_at=None)
+                        .execution_options(synchronize_session=False))
+
+
+def expire_rpcs(session: Session, *, now: datetime, rpc_id: int | None = None) -> int:
+    """Open RPCs past their deadline: QUEUED -> EXPIRED (never sent), SENT and DELIVERED -> TIMEOUT.
+    Reads first, writes only when one is due."""
+    due = and_(DeviceRpc.status.in_(RPC_OPEN), DeviceRpc.expires_at <= now)
+    if rpc_id is not None:
+        due = and_(due, DeviceRpc.id == rpc_id)
+    if session.scalar(select(DeviceRpc.id).where(due).limit(1)) is None:
+        return 0
+    result = session.execute(update(DeviceRpc).where(due).values(
+        status=case((DeviceRpc.status == "QUEUED", "EXPIRED"), else_="TIMEOUT"), completed_at=now)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def take_downlinks(session: Session, *, limit: int) -> list[tuple[int, int, str, Any]]:
+    """Pushes waiting for devices, oldest first, as (id, device_id, topic, payload); taken by deleting
+    them, so of several workers each sends only what its own DELETE removed."""
+    rows = session.execute(select(DeviceDownlink.id, DeviceDownlink.device_id, DeviceDownlink.topic,
+                                  DeviceDownlink.payload).order_by(DeviceDownlink.id).limit(limit)).all()
+    if not rows:
+        return []
+    taken = set(session.scalars(delete(DeviceDownlink).where(DeviceDownlink.id.in_([r.id for r in rows]))
+                                .returning(DeviceDownlink.id)).all())
+    return [(r.id, r.device_id, r.topic, r.payload) for r in rows if r.id in taken]

@@ -1,5 +1,6 @@
-"""Alarm rules as configuration: a YAML file (data/rules.yaml, overridable per city) validated by
-pydantic with errors that name the line, and their evaluation over a batch of points.
+"""Alarm rules as data: a YAML document validated by pydantic with errors that name the line and the
+field. The shipped file (data/rules.yaml) applies until someone saves a version in the rules editor
+(/devices/rules); the newest saved version is then in force (`in_force`).
 
 The rules of one device, told apart by `kind`:
 - threshold: raises when a key passes its limit and stays past it for `for_s` seconds, and clears
@@ -14,16 +15,24 @@ Confirmations are rules across devices (see ConfirmRule)."""
 
 from __future__ import annotations
 
+import math
+import time
+import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
 import shapely
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from cityops.core.errors import ValidationFailed
 from cityops.core.yaml_config import ConfigFileError, load_yaml_file, parse_yaml
 from cityops.perception import profiles
+from cityops.perception.models import RuleSet
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "data" / "rules.yaml"
 Severity = Literal["CRITICAL", "MAJOR", "MINOR", "WARNING"]
@@ -301,3 +310,40 @@ def parse(text: str, *, source: str = "rules") -> Rules:
 def registry(path: Path = DEFAULT_PATH) -> Rules:
     """The configured rules, loaded and validated once per file."""
     return load_yaml_file(path, Rules, expected=EXPECTED, error=RulesError)
+
+
+# --- the rules in force -------------------------------------------------------------------------
+
+CHECK_EVERY_S = 1.0  # how stale a process's rules may be after someone saved new ones elsewhere
+
+
+@dataclass
+class _InForce:
+    version: int | None = -1  # the rule set loaded; None: the shipped file
+    rules: Rules | None = None
+    checked: float = -math.inf
+
+
+_in_force: weakref.WeakKeyDictionary[Engine, _InForce] = weakref.WeakKeyDictionary()
+
+
+def in_force(session: Session) -> Rules:
+    """The rules in force: the newest version saved in the UI, else the shipped file. Looked up at
+    most once a second per process (one indexed max), so every ingest batch may ask."""
+    state = _in_force.setdefault(session.get_bind().engine, _InForce())
+    now = time.monotonic()
+    if state.rules is not None and now - state.checked < CHECK_EVERY_S:
+        return state.rules
+    latest = session.scalar(select(func.max(RuleSet.id)))
+    if latest != state.version or state.rules is None:
+        text = session.scalar(select(RuleSet.text).where(RuleSet.id == latest)) if latest else None
+        # A saved version was validated when saved; the shipped file at start.
+        state.rules = parse(text, source=f"rules v{latest}") if text is not None else registry()
+        state.version = latest
+    state.checked = now
+    return state.rules
+
+
+def forget_in_force(session: Session) -> None:
+    """This process's next in_force() reads the database again (after saving a version)."""
+    _in_force.pop(session.get_bind().engine, None)

@@ -157,3 +157,67 @@ class FireBoard(BaseModel):
     active: list[FireAlarmRead]
     today: list[FireAlarmRead]
     rates: FalseAlarmPage
+
+
+class RuleVersionRead(BaseModel):
+    """A saved version of the alarm rules."""
+
+    id: int
+    comment: str
+    created_by: str | None
+    created_at: datetime
+
+
+class RulesRead(BaseModel):
+    """The rules in force: their version (None: the shipped file), the YAML, the versions saved."""
+
+    version: int | None  # the version shown
+    in_force: int | None  # the newest saved version
+    text: str
+    rules: list[dict[str, Any]]
+    versions: list[RuleVersionRead]
+
+
+class RulesWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=200_000, description="The whole rules document (YAML)")
+    comment: str = Field(default="", max_length=200)
+
+
+class RpcCreate(BaseModel):
+    """A command to a device, as ThingsBoard's server-side RPC: two-way waits for the device's answer,
+    one-way ends once sent; either ends at the timeout at the latest."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str = Field(min_length=1, max_length=64, description="Letters, digits and _ . - : /")
+    params: Any = Field(default_factory=dict, description="Any JSON, sent to the device as it is")
+    timeout_ms: int = Field(default=10_000, ge=1_000, le=600_000,
+                            description="How long the device has to take it (and answer, if two-way)")
+    oneway: bool = False
+
+
+class RpcRead(BaseModel):
+    id: int
+    device_id: int
+    method: str
+    params: Any
+    oneway: bool
+    # QUEUED, SENT, DELIVERED (the broker took it), SUCCESSFUL, TIMEOUT, EXPIRED (never sent), FAILED
+    status: str
+    transport: str | None
+    timeout_ms: int
+    expires_at: datetime
+    created_by: int | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    completed_at: datetime | None
+    response: Any = None
+    error: str | None
+
+
+class RpcPage(BaseModel):
+    items: list[RpcRead]
+    total: int

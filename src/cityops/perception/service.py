@@ -6,7 +6,9 @@ answered on its own."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
 from sqlalchemy.orm import Session
@@ -24,7 +27,7 @@ from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.roles import has_permission
 from cityops.core.auth.scope import authorize, scope_filter
 from cityops.core.db import Database, insert_all, insert_or_ignore, utcnow
-from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, ValidationFailed
+from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
 from cityops.core.events import Event, emit, event_type
 from cityops.core.geo import distance_km
 from cityops.core.group_commit import GroupCommit
@@ -32,12 +35,16 @@ from cityops.core.scheduler import Job
 from cityops.core.tables import read_table
 from cityops.perception import profiles, rules
 from cityops.perception import repository as repo
-from cityops.perception.ingest import IngestRejected, Point
+from cityops.perception.ingest import IngestRejected, Point, parse_attributes
 from cityops.perception.models import (
+    RPC_OPEN,
     Alarm,
     Device,
     DeviceAttribute,
+    DeviceDownlink,
+    DeviceRpc,
     IngestRejection,
+    RuleSet,
     RuleState,
     TelemetryLatest,
 )
@@ -58,6 +65,12 @@ from cityops.perception.schemas import (
     LatestValue,
     RejectionRead,
     RejectionsRead,
+    RpcCreate,
+    RpcPage,
+    RpcRead,
+    RulesRead,
+    RulesWrite,
+    RuleVersionRead,
     SeriesRead,
     Status,
     UnitRef,
@@ -196,7 +209,7 @@ def _evaluate_rules(session: Session, points: Sequence[tuple[int, Point]],
     """The batch's numeric points through the rules of their devices' profiles, in time order per
     device and rule; alarms are raised, kept up or cleared as the points cross the limits. A device
     reporting clears its no-data alarm."""
-    registry = rules.registry()
+    registry = rules.in_force(session)
     watching = registry.by_profile_key()
     series: dict[tuple[int, str], list[tuple[int, str, float]]] = defaultdict(list)
     profile_of = {device_id: device.profile_code for device_id, device in devices.items()}  # per point
@@ -322,7 +335,7 @@ def _geofence(session: Session, rule: GeofenceRule, tracks: Sequence[tuple[int, 
 
 def _back_online(session: Session, points: Sequence[tuple[int, Point]], devices: dict[int, Device]) -> None:
     """A device of a profile with a no-data rule that reports clears its alarm of the rule."""
-    silent_rules = rules.registry().no_data()
+    silent_rules = rules.in_force(session).no_data()
     if not silent_rules:
         return
     now_ms = _ms(utcnow())
@@ -424,7 +437,9 @@ def offline_alarms(db: Database, *, now: datetime | None = None) -> OfflineRepor
     rule."""
     now = now or utcnow()
     raised = cleared = 0
-    for rule in rules.registry().no_data():
+    with db.sessions() as session:
+        silent_rules = rules.in_force(session).no_data()
+    for rule in silent_rules:
         since = now - timedelta(seconds=rule.silent_s)
         with db.session() as session:
             for device in repo.silent_devices(session, profile=rule.profile, alarm_type=rule.alarm_type,
@@ -470,6 +485,42 @@ def attributes_for(session: Session, *, device_id: int | None = None, token: str
         if not wanted[row.scope] or row.key in wanted[row.scope]:
             answer[row.scope][row.key] = row.value
     return AttributesRead(**answer)
+
+
+# --- the rules editor ---------------------------------------------------------------------------
+
+
+def rules_read(session: Session, *, version: int | None = None) -> RulesRead:
+    """The rules in force (or an older saved version, to read or restore) with the saved versions."""
+    rows = list(session.execute(select(RuleSet, User.display_name)
+                                .outerjoin(User, User.id == RuleSet.created_by_id)
+                                .order_by(RuleSet.id.desc()).limit(50)))
+    if version is None:
+        chosen = rows[0][0] if rows else None
+    elif (chosen := session.get(RuleSet, version)) is None:
+        raise NotFound(f"rules version {version} not found")
+    text = chosen.text if chosen is not None else rules.DEFAULT_PATH.read_text(encoding="utf-8")
+    shown = rules.parse(text, source=f"rules v{chosen.id}") if chosen is not None else rules.registry()
+    return RulesRead(version=chosen.id if chosen is not None else None,
+                     in_force=rows[0][0].id if rows else None, text=text,
+                     rules=[r.model_dump(mode="json", exclude_none=True) for r in shown.all()],
+                     versions=[RuleVersionRead(id=r.id, comment=r.comment, created_by=name,
+                                               created_at=r.created_at) for r, name in rows])
+
+
+def save_rules(session: Session, *, actor: User | None, data: RulesWrite) -> RulesRead:
+    """A new version of the rules, in force within a second in every process once committed; refused
+    whole, with the line and field, when any rule is wrong."""
+    _check_manage(actor)
+    try:
+        rules.parse(data.text, source="rules")
+    except rules.RulesError as exc:
+        raise ValidationFailed(str(exc), field="text") from None
+    row = RuleSet(text=data.text, comment=data.comment.strip(), created_by_id=actor.id if actor else None)
+    session.add(row)
+    session.flush()
+    rules.forget_in_force(session)
+    return rules_read(session, version=row.id)
 
 
 # --- devices ------------------------------------------------------------------------------------
@@ -739,15 +790,21 @@ def import_devices(session: Session, *, data: bytes, filename: str, index: Place
 @dataclass(frozen=True)
 class RetentionReport:
     hours_rolled_up: int
-    raw_deleted: int
+    raw_deleted: int  # points, whether their day's partition was dropped or they were deleted
+    partitions_created: int = 0  # PostgreSQL's day partitions
+    partitions_dropped: int = 0
 
 
 def roll_up_and_expire(db: Database, *, keep_days: int, now: datetime | None = None,
                        batch: int = 2000) -> RetentionReport:
     """Recompute the minute and hour rollups of every hour that received points, then delete the raw
-    points older than `keep_days` (their rollups stay). Each batch of hours is its own transaction."""
+    points older than `keep_days` (their rollups stay). Each batch of hours is its own transaction.
+    On PostgreSQL the day partitions of the coming days are made first, and an expired day's
+    partition is dropped whole; the rest (the day the cutoff falls in, the default partition) is
+    deleted as on SQLite."""
     now = now or utcnow()
     now_ms = int(now.timestamp() * 1000)
+    cutoff_ms = now_ms - keep_days * 86_400_000
     rolled = 0
     while True:
         with db.session() as session:
@@ -757,8 +814,22 @@ def roll_up_and_expire(db: Database, *, keep_days: int, now: datetime | None = N
         if len(hours) < batch:
             break
     with db.session() as session:
-        deleted = repo.delete_raw_before(session, now_ms - keep_days * 86_400_000)
-    return RetentionReport(hours_rolled_up=rolled, raw_deleted=deleted)
+        created = repo.ensure_raw_partitions(session, now_ms=now_ms, keep_from_ms=cutoff_ms)
+    deleted = dropped = 0
+    with db.session() as session:
+        if repo.expired_raw_days(session, cutoff_ms):
+            repo.lock_raw(session)  # no insert until the drop commits
+            days = repo.expired_raw_days(session, cutoff_ms)  # again, under the lock
+            end_ms = (days[-1] + 1) * 86_400_000 if days else 0
+            # Hours of those days marked since the loop above are rolled up before their points go.
+            while late := repo.take_dirty_hours(session, before_ms=end_ms, limit=batch):
+                repo.recompute_rollups(session, late)
+                rolled += len(late)
+            deleted, dropped = repo.drop_raw_days(session, days), len(days)
+    with db.session() as session:
+        deleted += repo.delete_raw_before(session, cutoff_ms)
+    return RetentionReport(hours_rolled_up=rolled, raw_deleted=deleted, partitions_created=len(created),
+                           partitions_dropped=dropped)
 
 
 def retention_job(*, keep_days: int, interval_s: int = 600) -> Job:
@@ -813,7 +884,8 @@ def clear_by_hand(session: Session, *, actor: User | None, alarm_id: int) -> Ala
     if alarm.status in ACTIVE:
         alarm.status = "CLEARED_ACK" if alarm.status == "ACTIVE_ACK" else "CLEARED_UNACK"
         alarm.clear_ts = int(utcnow().timestamp() * 1000)
-        codes = {alarm.rule_code, *(r.code for r in rules.registry().all() if r.alarm_type == alarm.type)}
+        same_type = (r.code for r in rules.in_force(session).all() if r.alarm_type == alarm.type)
+        codes = {alarm.rule_code, *same_type}
         repo.reset_rule_states(session, alarm.device_id, codes)
         session.flush()
         emit(session, AlarmCleared(alarm_id=alarm.id, device_id=alarm.device_id, type=alarm.type,
@@ -863,8 +935,8 @@ class FireRules:
     window_s: int  # the confirmation window
 
 
-def fire_rules() -> FireRules:
-    registry = rules.registry()
+def fire_rules(session: Session) -> FireRules:
+    registry = rules.in_force(session)
     confirmations = [c for c in registry.confirmations if c.case_category == FIRE_CATEGORY]
     starts = {(c.profile, c.key) for c in confirmations}
     return FireRules(
@@ -893,7 +965,7 @@ def false_alarm_rates(session: Session, *, viewer: User | None, days: int = RATE
     confirmed fire of the device overlapped (one starting within the alarm's span widened by the
     confirmation window), and how many were false: cleared with no such fire. Worst rate first."""
     _check_fire_board(viewer)
-    fire = fire_rules()
+    fire = fire_rules(session)
     since = int(((now or utcnow()) - timedelta(days=days)).timestamp() * 1000)
     condition = and_(_alarm_scope(viewer), Alarm.rule_code.in_(fire.smoke_codes), Alarm.start_ts >= since)
     rows, total = repo.outcomes_by_device(session, condition, _confirmed(fire), limit=limit, offset=offset)
@@ -917,7 +989,7 @@ def fire_board(session: Session, *, viewer: User, timezone: str = "Asia/Shanghai
     today's (local day) confirmed fires and smoke alarms no fire confirmed, and the detectors'
     false-alarm rates."""
     _check_fire_board(viewer)
-    fire = fire_rules()
+    fire = fire_rules(session)
     now = now or utcnow()
     scope, day, confirmed = _alarm_scope(viewer), _day_start_ms(now, timezone), _confirmed(fire)
     is_smoke, is_fire = Alarm.rule_code.in_(fire.smoke_codes), Alarm.type.in_(fire.confirmed_types)
@@ -949,3 +1021,194 @@ def fire_board(session: Session, *, viewer: User, timezone: str = "Asia/Shanghai
                      today=[read(*row) for row in today],
                      rates=false_alarm_rates(session, viewer=viewer, now=now, limit=rates_limit,
                                              offset=rates_offset))
+
+
+# --- server-side RPC and shared attributes ------------------------------------------------------
+# ThingsBoard's commands to devices: an RPC waits in `device_rpc` until the ingest worker publishes
+# it over MQTT (perception/mqtt.py) or the device's HTTP long poll takes it; its answer, and its end
+# at the deadline, are kept. Shared attributes are stored and pushed to the device through
+# `device_downlinks`, a small queue the same worker empties.
+
+RPC_METHOD = re.compile(r"^[\w.:/-]{1,64}$")
+MAX_RPC_PARAMS_BYTES = 64 * 1024
+MAX_RPC_RESPONSE_BYTES = 64 * 1024
+MAX_OPEN_RPCS = 100  # per device: a device that is away should not pile up commands without end
+MAX_SHARED_KEYS = 100
+ATTRIBUTES_TOPIC = "v1/devices/me/attributes"  # where ThingsBoard devices get shared attribute updates
+
+
+def _rpc_status(rpc: DeviceRpc, now: datetime) -> str:
+    """The status, as the expiry sweep will store it once it has passed."""
+    if rpc.status in RPC_OPEN and rpc.expires_at <= now:
+        return "EXPIRED" if rpc.status == "QUEUED" else "TIMEOUT"
+    return rpc.status
+
+
+def rpc_read(rpc: DeviceRpc, *, now: datetime | None = None) -> RpcRead:
+    return RpcRead(id=rpc.id, device_id=rpc.device_id, method=rpc.method, params=rpc.params,
+                   oneway=rpc.oneway, status=_rpc_status(rpc, now or utcnow()), transport=rpc.transport,
+                   timeout_ms=rpc.timeout_ms,
+                   expires_at=rpc.expires_at, created_by=rpc.created_by, created_at=rpc.created_at,
+                   sent_at=rpc.sent_at, delivered_at=rpc.delivered_at, completed_at=rpc.completed_at,
+                   response=rpc.response, error=rpc.error)
+
+
+def create_rpc(session: Session, *, actor: User | None, device_id: int, data: RpcCreate,
+               now: datetime | None = None) -> RpcRead:
+    """Queue a command for a device (devices.manage, in scope); it goes out within a moment if the
+    device is connected, and ends TIMEOUT (or EXPIRED if never sent) after `timeout_ms`."""
+    device = visible_device(session, viewer=actor, device_id=device_id)
+    _check_manage(actor)
+    method = data.method.strip()
+    if not RPC_METHOD.match(method):
+        raise ValidationFailed("method: 1 to 64 letters, digits and _ . - : /", field="method")
+    try:
+        size = len(json.dumps(data.params, ensure_ascii=False, allow_nan=False).encode())
+    except ValueError:
+        raise ValidationFailed("params: numbers must be finite", field="params") from None
+    if size > MAX_RPC_PARAMS_BYTES:
+        raise ValidationFailed(f"params: {size} bytes of JSON; at most {MAX_RPC_PARAMS_BYTES}",
+                               field="params")
+    if repo.open_rpc_count(session, device.id) >= MAX_OPEN_RPCS:
+        raise TooManyRequests(f"device {device.id} has {MAX_OPEN_RPCS} commands waiting already; wait for "
+                              "them to be answered or to time out")
+    now = now or utcnow()
+    rpc = DeviceRpc(device_id=device.id, method=method, params=data.params, oneway=data.oneway,
+                    timeout_ms=data.timeout_ms, status="QUEUED",
+                    expires_at=now + timedelta(milliseconds=data.timeout_ms),
+                    created_by=actor.id if actor is not None else None, created_at=now)
+    session.add(rpc)
+    session.flush()
+    return rpc_read(rpc, now=now)
+
+
+def get_rpc(session: Session, *, viewer: User | None, rpc_id: int) -> RpcRead:
+    rpc = session.get(DeviceRpc, rpc_id)
+    if rpc is None:
+        raise NotFound(f"RPC {rpc_id} not found")
+    visible_device(session, viewer=viewer, device_id=rpc.device_id)
+    return rpc_read(rpc)
+
+
+def list_rpcs(session: Session, *, viewer: User | None, device_id: int, limit: int = 50,
+              offset: int = 0) -> RpcPage:
+    """A device's commands, newest first."""
+    device = visible_device(session, viewer=viewer, device_id=device_id)
+    rows, total = repo.rpc_page(session, device.id, limit=limit, offset=offset)
+    now = utcnow()
+    return RpcPage(items=[rpc_read(r, now=now) for r in rows], total=total)
+
+
+def rpc_outcome(db: Database, *, rpc_id: int, now: datetime | None = None) -> RpcRead | None:
+    """The RPC once it has ended (the deadline stored as TIMEOUT or EXPIRED), or None while open; for
+    a caller waiting on it (one short transaction, no scope check: the caller created it)."""
+    now = now or utcnow()
+    with db.session() as session:
+        repo.expire_rpcs(session, now=now, rpc_id=rpc_id)
+        rpc = session.get(DeviceRpc, rpc_id)
+        return rpc_read(rpc, now=now) if rpc is not None and rpc.status not in RPC_OPEN else None
+
+
+def claim_rpcs(session: Session, *, now: datetime | None = None, limit: int = 200) -> list[repo.RpcToSend]:
+    """Queued RPCs for an MQTT sender, marked SENT (each taken by one sender)."""
+    return repo.claim_queued_rpcs(session, now=now or utcnow(), limit=limit)
+
+
+def rpcs_delivered(session: Session, *, rpc_ids: Sequence[int], now: datetime | None = None) -> None:
+    """The broker acknowledged them (QoS 1 PUBACK). That means the broker has the message, not that
+    the device got it: the broker acknowledges a device that is away too, and drops it for a device
+    that is not connected. Two-way RPCs end with the answer, one-way ones here (SUCCESSFUL)."""
+    repo.mark_rpcs_delivered(session, rpc_ids, now=now or utcnow())
+
+
+def rpcs_unsent(session: Session, *, rpc_ids: Sequence[int]) -> None:
+    repo.requeue_rpcs(session, rpc_ids)
+
+
+def rpc_for_http(session: Session, *, device_id: int, now: datetime | None = None) -> dict[str, Any] | None:
+    """The next command for a device polling over HTTP, as ThingsBoard sends it, or None."""
+    claimed = repo.claim_rpc_for_http(session, device_id, now=now or utcnow())
+    if claimed is None:
+        return None
+    rpc_id, _device_id, method, params, _oneway = claimed
+    return {"id": rpc_id, "method": method, "params": params}
+
+
+def device_by_token(session: Session, *, token: str) -> int:
+    """The id of the device with this access token; 401 otherwise."""
+    device = repo.devices_by_token(session, [token]).get(token)
+    if device is None:
+        raise IngestRejected("unknown_token", UNKNOWN_DEVICE, status=401)
+    return device.id
+
+
+def answer_rpc(session: Session, *, device_id: int, rpc_id: int, body: bytes,
+               now: datetime | None = None) -> CityopsError | None:
+    """A device's answer to a two-way RPC: stored, SUCCESSFUL. Returns (not raises: the MQTT batch goes
+    on) why it was not taken: not this device's RPC, one-way, ended already, or past its deadline (then
+    TIMEOUT is stored). A body that is not JSON is kept as text, as ThingsBoard does; one too large
+    ends the RPC FAILED."""
+    now = now or utcnow()
+    rpc = session.get(DeviceRpc, rpc_id)
+    if rpc is None or rpc.device_id != device_id:
+        return NotFound(f"RPC {rpc_id} not found for this device")
+    if rpc.oneway:
+        return Conflict(f"RPC {rpc_id} is one-way: no answer is expected")
+    status = _rpc_status(rpc, now)
+    if status not in RPC_OPEN:
+        if status != rpc.status:
+            rpc.status, rpc.completed_at = status, now
+        return Conflict(f"RPC {rpc_id} has ended already ({status})")
+    rpc.completed_at = now
+    if len(body) > MAX_RPC_RESPONSE_BYTES:
+        rpc.status, rpc.error = "FAILED", f"the answer is {len(body)} bytes; at most {MAX_RPC_RESPONSE_BYTES}"
+        return None
+    try:
+        rpc.response = orjson.loads(body) if body.strip() else None  # strict: PostgreSQL refuses NaN
+    except orjson.JSONDecodeError:
+        rpc.response = body.decode("utf-8", "replace")
+    rpc.status = "SUCCESSFUL"
+    return None
+
+
+def expire_rpcs(db: Database, *, now: datetime | None = None) -> int:
+    """Store the end of the RPCs past their deadline (TIMEOUT, or EXPIRED if never sent)."""
+    with db.session() as session:
+        return repo.expire_rpcs(session, now=now or utcnow())
+
+
+def rpc_expiry_job(*, interval_s: int = 5) -> Job:
+    """'perception.rpc_expiry' for the scheduler (reads show the right status meanwhile)."""
+    return Job("perception.rpc_expiry", interval_s, lambda db, now: expire_rpcs(db, now=now))
+
+
+def set_shared_attributes(session: Session, *, actor: User | None, device_id: int, values: dict[str, Any],
+                          now: datetime | None = None) -> AttributesRead:
+    """Store shared attributes (devices.manage) and queue them for the device over MQTT, where
+    ThingsBoard devices get them on `v1/devices/me/attributes`. A device that is not connected
+    misses the push and reads them when it asks (ThingsBoard's way too)."""
+    device = visible_device(session, viewer=actor, device_id=device_id)
+    _check_manage(actor)
+    if len(values) > MAX_SHARED_KEYS:
+        raise ValidationFailed(f"at most {MAX_SHARED_KEYS} attributes at once", field="attributes")
+    try:
+        checked = parse_attributes(json.dumps(values, ensure_ascii=False, allow_nan=False).encode())
+    except IngestRejected as exc:
+        raise ValidationFailed(exc.message, field=exc.field or "attributes") from None
+    except ValueError:
+        raise ValidationFailed("numbers must be finite", field="attributes") from None
+    now = now or utcnow()
+    stmt = insert_or_ignore(session, DeviceAttribute)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=["device_id", "scope", "key"],
+        set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}),
+        [{"device_id": device.id, "scope": "shared", "key": k, "value": v, "updated_at": now}
+         for k, v in checked.items()])
+    session.add(DeviceDownlink(device_id=device.id, topic=ATTRIBUTES_TOPIC, payload=checked, created_at=now))
+    session.flush()
+    return attributes_for(session, device_id=device.id, client_keys=[], shared_keys=[])
+
+
+def take_downlinks(session: Session, *, limit: int = 200) -> list[tuple[int, int, str, Any]]:
+    """Pushes for devices, each taken by one sender: (id, device_id, device topic, payload)."""
+    return repo.take_downlinks(session, limit=limit)

@@ -49,7 +49,7 @@ def list_divisions(
     parent: Annotated[str | None, Query(description="only the children of this code")] = None,
     q: Annotated[str | None, Query(max_length=60, description="code prefix, Chinese name or pinyin")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> DivisionPage:
     return service.list_divisions(session, level=level, parent_code=parent, q=q, limit=limit, offset=offset)
 
