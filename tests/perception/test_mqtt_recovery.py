@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from cityops.core.db import Database
+from cityops.perception import mqtt
 from cityops.perception.models import Device as DeviceRow
 from cityops.perception.models import IngestRejection, TelemetryKeyName, TelemetryPoint
 from tests.perception.mqtt_helpers import Broker, Device, WorkerThread, wait_until
@@ -114,3 +115,25 @@ def test_the_worker_reconnects_after_a_broker_restart_and_nothing_queued_is_lost
     assert stored(db) == len(devices) * 200 * 3
     for device in devices:
         device.close()
+
+
+def test_several_workers_share_the_load_and_store_each_message_once(db: Database, broker: Broker) -> None:
+    workers = [WorkerThread(mqtt.IngestWorker(db, broker.settings, client_id=f"cityops-ingest-{n}", batch=50))
+               for n in (1, 2)]
+    for running in workers:
+        running.start()
+    try:
+        devices = [Device(broker.port, token).wait_connected() for token in tokens(db, 4)]
+        for thread in run_publishers(devices, 0, 150):
+            thread.join()
+        total = len(devices) * 150 * 3
+        wait_until(lambda: stored(db) >= total, what="everything stored")
+        assert stored(db) == total
+        # The broker's shared subscription handed each worker its part.
+        assert all(running.worker.stored > 0 for running in workers)
+        assert sum(running.worker.stored for running in workers) == len(devices) * 150
+        for device in devices:
+            device.close()
+    finally:
+        for running in workers:
+            running.stop()
