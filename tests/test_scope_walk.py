@@ -30,7 +30,7 @@ from cityops.core.export import XLSX_MEDIA_TYPE
 from cityops.core.notifications import Notification
 from cityops.perception import service as perception_service
 from cityops.perception.models import Alarm
-from cityops.perception.schemas import DeviceCreate
+from cityops.perception.schemas import DeviceCreate, RpcCreate
 from cityops.places import service as places_service
 from cityops.places.models import Grid
 from tests.accounts.helpers import login, logout
@@ -123,6 +123,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
                 "incident_no": FOREIGN_INCIDENT, "attachment_id": attachment.json()["id"],
                 "notification_id": notification_id,
                 "job_id": export.json()["id"], "device_id": device["id"], "alarm_id": device["alarm_id"],
+                "rpc_id": device["rpc_id"],
                 "access_token": device["access_token"],
                 **governance_items, **field_work}
 
@@ -142,6 +143,10 @@ def foreign_device(client: TestClient, db: Database) -> dict[str, Any]:
         alarm = session.scalar(select(Alarm).where(Alarm.device_id == found["id"]))
         assert alarm is not None and alarm.case_id is not None  # and the case it opened
         found["alarm_id"] = alarm.id
+    with db.session() as session:  # a command to it, waiting for the device
+        command = RpcCreate(method="getStatus", timeout_ms=600_000)
+        found["rpc_id"] = perception_service.create_rpc(session, actor=None, device_id=found["id"],
+                                                        data=command).id
     return found
 
 
