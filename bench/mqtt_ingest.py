@@ -320,7 +320,7 @@ def stored_runs(env: dict[str, str], db: Database, port: int, pub: list[tuple[in
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=600_000)
+    parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--publishers", type=int, default=8)
     parser.add_argument("--alarms", type=int, default=60)
     parser.add_argument("--paho-messages", type=int, default=150_000)
