@@ -26,6 +26,18 @@ from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / ".build" / "mosquitto" / "cityops_auth.so"
+DEVICES = ROOT / "tests" / "perception" / "devices"  # device programs on ThingsBoard's SDK
+
+
+def tb_sdk_python() -> Path:
+    """The python of ThingsBoard's SDK venv (made by ./run test); fails the test in CI without it."""
+    python = ROOT / ".venv-tb" / "bin" / "python"
+    if not python.exists():
+        message = f"ThingsBoard's SDK venv {python} is missing (./run test makes it)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ import json
 import subprocess
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -19,12 +18,10 @@ from cityops.core.auth.models import OrgUnit
 from cityops.core.db import Database
 from cityops.perception.models import Alarm, IngestRejection, TelemetryPoint
 from tests.accounts.helpers import login, logout
-from tests.conftest import IN_CI
-from tests.perception.mqtt_helpers import ROOT, Broker, Device, WorkerThread, wait_until
+from tests.perception.mqtt_helpers import DEVICES, Broker, Device, WorkerThread, tb_sdk_python, wait_until
 from tests.perception.test_api import make_device, now_ms
 
-TB_PYTHON = ROOT / ".venv-tb" / "bin" / "python"
-TB_DEVICE = ROOT / "tests" / "perception" / "devices" / "tb_sdk_device.py"
+TB_DEVICE = DEVICES / "tb_sdk_device.py"
 
 
 def points_of(db: Database, device_id: int) -> int:
@@ -159,14 +156,10 @@ def test_a_fire_seen_by_smoke_and_a_camera_is_a_critical_alarm_and_a_case_at_the
 
 def test_thingsboards_own_device_sdk_works_unchanged(
         client: TestClient, db: Database, broker: Broker, worker: WorkerThread) -> None:
-    if not TB_PYTHON.exists():
-        message = f"ThingsBoard's SDK venv {TB_PYTHON} is missing (./run test makes it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    tb_python = tb_sdk_python()
     device = make_device(client, db, name="一村烟感-TB-SDK")
     Device(broker.port, device["access_token"]).wait_connected().close()  # the broker knows it
-    run = subprocess.run([str(TB_PYTHON), str(TB_DEVICE), "127.0.0.1", str(broker.port),
+    run = subprocess.run([str(tb_python), str(TB_DEVICE), "127.0.0.1", str(broker.port),
                           device["access_token"], str(now_ms() - 60_000)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]

@@ -25,12 +25,10 @@ from cityops.perception.models import Device as DeviceRow
 from cityops.perception.models import DeviceRpc
 from cityops.perception.schemas import RpcCreate
 from tests.accounts.helpers import login, logout
-from tests.conftest import IN_CI
-from tests.perception.mqtt_helpers import ROOT, Broker, Device, WorkerThread, wait_until
+from tests.perception.mqtt_helpers import DEVICES, Broker, Device, WorkerThread, tb_sdk_python, wait_until
 from tests.perception.test_api import make_device
 
-TB_PYTHON = ROOT / ".venv-tb" / "bin" / "python"
-TB_RPC_DEVICE = ROOT / "tests" / "perception" / "devices" / "tb_sdk_rpc_device.py"
+TB_RPC_DEVICE = DEVICES / "tb_sdk_rpc_device.py"
 
 
 def subscribed(device: Device, *topics: str) -> Device:
@@ -306,14 +304,10 @@ def test_rpc_statements_on_postgres(pg_url: str) -> None:
 
 def test_thingsboards_own_sdk_answers_commands_and_gets_shared_attributes(
         client: TestClient, db: Database, broker: Broker, worker: WorkerThread) -> None:
-    if not TB_PYTHON.exists():
-        message = f"ThingsBoard's SDK venv {TB_PYTHON} is missing (./run test makes it)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    tb_python = tb_sdk_python()
     device = make_device(client, db, name="一村阀门-TB-SDK")
     Device(broker.port, device["access_token"]).wait_connected().close()  # the broker knows it
-    run = subprocess.Popen([str(TB_PYTHON), str(TB_RPC_DEVICE), "127.0.0.1", str(broker.port),
+    run = subprocess.Popen([str(tb_python), str(TB_RPC_DEVICE), "127.0.0.1", str(broker.port),
                             device["access_token"]],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
