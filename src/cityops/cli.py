@@ -143,8 +143,8 @@ def ingest(worker: str = typer.Option("1", help="This worker's name, unique amon
             loop.add_signal_handler(sig, stop.set)
         await IngestWorker(db, settings, client_id=f"cityops-ingest-{worker}").run(stop)
 
-    if settings.events_in_background:
-        bus.start()
+    # As the server does: a broker's consumers run either way; the drain in a thread or after each commit.
+    bus.start(background=settings.events_in_background)
     try:
         asyncio.run(run())
     finally:
