@@ -22,6 +22,7 @@ from cityops.perception.schemas import (
     AlarmPage,
     AlarmRead,
     AttributesRead,
+    DeviceAttributesRead,
     DeviceCreate,
     DevicePage,
     DeviceRead,
@@ -289,8 +290,93 @@ def get_rpc(rpc_id: RpcId, session: SessionDep, user: Viewer) -> RpcRead:
 @router.post("/devices/{device_id}/attributes/shared", response_model=AttributesRead, responses={
     422: {"description": "A key or value the device API would refuse; the key is named"}})
 def set_shared_attributes(device_id: DeviceId, values: Annotated[dict[str, Any], Body()], session: SessionDep,
-                          user: Manager) -> AttributesRead:
+                          user: Manager, request: Request) -> AttributesRead:
     """Set shared attributes `{"key": value}`: stored, and pushed to the device over MQTT on
-    `v1/devices/me/attributes` if it is connected (otherwise it reads them when it asks). Answers
-    the device's client and shared attributes."""
-    return service.set_shared_attributes(session, actor=user, device_id=device_id, values=values)
+    `v1/devices/me/attributes` if it is connected (otherwise it reads them when it asks), or handed
+    to its HTTP long poll (GET /api/v1/{token}/attributes/updates). Answers the device's client and
+    shared attributes."""
+    answer = service.set_shared_attributes(session, actor=user, device_id=device_id, values=values)
+    session.commit()  # before waking a device's HTTP poll in this process, so that it finds them
+    wakeups(request.app.state).notify(f"attributes:{device_id}")
+    return answer
+
+
+# --- HTTP device API: shared attribute updates, client-side RPC, attributes by scope ------------
+
+UPDATES_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"description": 'The shared attributes set during the wait: {"key": value}'},
+    401: DEVICE_ERRORS[401], 408: {"description": "None was set within the timeout; ask again"},
+    422: {"description": "Bad timeout (0 to 300000 ms)"}}
+PollTimeout = Annotated[int, Query(ge=0, le=MAX_POLL_MS, description="ms to wait")]
+CLIENT_RPC_ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"description": 'getCurrentTime: {"currentTime": ms}; getSessionLimits: {"maxPayloadSize": ...}'},
+    400: {"description": 'Not {"method": "...", "params": ...}; the reason is in detail.reason'},
+    401: DEVICE_ERRORS[401], 404: {"description": "A method cityops does not answer; the message lists those "
+                                                  "it does"},
+    413: {"description": f"Request larger than {service.MAX_CLIENT_RPC_BYTES} bytes"}}
+
+
+async def _limited_body(request: Request, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it passes `limit` bytes rather than read whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ingest.IngestRejected("too_large", f"request of {int(declared)} bytes; at most {limit}",
+                                    status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ingest.IngestRejected("too_large", f"request of more than {limit} bytes; at most {limit}",
+                                        status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@devices_api.get("/{access_token}/attributes/updates", responses=UPDATES_ERRORS)
+async def poll_attribute_updates(access_token: DeviceToken, request: Request, timeout: PollTimeout = 60_000,
+                                 ) -> Response:
+    """ThingsBoard's long poll for shared attribute updates: the shared attributes set while the
+    request waits (up to `timeout`), as `{"key": value}`; 408 if none was. As in ThingsBoard, what was
+    set before the request came is not sent: a device reads its attributes with GET
+    /api/v1/{token}/attributes (on start) and then polls here again and again."""
+    db: Database = request.app.state.db
+
+    def start() -> tuple[int, dict[str, datetime]]:
+        with db.sessions() as session:
+            device = service.device_by_token(session, token=access_token)
+            return device, service.shared_attribute_marks(session, device_id=device)
+
+    device, marks = await run_in_threadpool(start)
+
+    def look() -> dict[str, Any] | None:
+        with db.sessions() as session:
+            return service.shared_attribute_updates(session, device_id=device, since=marks)
+
+    # Set in another process, an update is found at the next look (every DEVICE_POLL_S); in this one,
+    # its notify wakes the poll at once.
+    updates = await long_poll(request, f"attributes:{device}", look, wait_s=timeout / 1000,
+                              every_s=DEVICE_POLL_S)
+    return JSONResponse(updates) if updates is not None else Response(status_code=408)
+
+
+@devices_api.post("/{access_token}/rpc", responses=CLIENT_RPC_ERRORS)
+async def client_rpc(access_token: DeviceToken, request: Request) -> Response:
+    """ThingsBoard's client-side RPC: the device asks `{"method": "...", "params": {...}}` and gets the
+    answer at once. cityops answers `getCurrentTime` (`{"currentTime": ms}`) and `getSessionLimits`
+    (what ThingsBoard's SDK asks on connecting); another method is answered 404, naming these."""
+    body = await _limited_body(request, service.MAX_CLIENT_RPC_BYTES)
+    db: Database = request.app.state.db
+
+    def known() -> int:
+        with db.sessions() as session:
+            return service.device_by_token(session, token=access_token)
+
+    await run_in_threadpool(known)
+    method, params = service.parse_client_rpc(body)
+    return JSONResponse(service.client_rpc(method, params))
+
+
+@router.get("/devices/{device_id}/attributes", response_model=DeviceAttributesRead)
+def device_attributes(device_id: DeviceId, session: SessionDep, user: Viewer) -> DeviceAttributesRead:
+    """The device's client, shared and server attributes with when each was set."""
+    return service.device_attributes(session, viewer=user, device_id=device_id)

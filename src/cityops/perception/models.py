@@ -38,6 +38,10 @@ class Device(Base):
     last_activity_at: Mapped[datetime | None] = mapped_column(default=None)
     synthetic: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The gateway this device is connected behind (ThingsBoard's gateway API): only that gateway may
+    # speak for it, and the platform reaches it through that gateway's connection.
+    gateway_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"),
+                                                   default=None, index=True)
 
 
 class DeviceAttribute(Base):

@@ -10,6 +10,16 @@ platform's commands: the worker polls for queued server-side RPCs and shared att
 them on ThingsBoard's topics (`v1/devices/me/rpc/request/<id>`, `v1/devices/me/attributes`) and stores
 the device's answer (`v1/devices/me/rpc/response/<id>`) with the batch it came in.
 
+A gateway (a device of a gateway profile) speaks for the devices behind it on ThingsBoard's gateway
+topics (`v1/gateway/connect`, `disconnect`, `telemetry`, `attributes`, `attributes/request`, `rpc`),
+which the plugin rewrites to `v1/gateway/<id>/<ms>/<rest>` as it does a device's. The devices a
+message names are looked up (and created on connecting) in a short transaction of their own before
+the batch is stored (service.gateway_children has the rules); then each device's part is stored as
+its own message would be, and one part refused does not refuse the others. Commands and shared
+attribute pushes for a device behind a gateway go out through the gateway's connection, on
+`v1/gateway/rpc` and `v1/gateway/attributes`, naming the device; the gateway answers a command on
+`v1/gateway/rpc`.
+
 The ingest worker subscribes at QoS 1 on a shared subscription (several workers split the load) with
 a persistent session, stores what arrived in one transaction per batch, and only then acknowledges
 it: the broker keeps and redelivers what a crash interrupted, and a point stored twice is stored once
@@ -39,7 +49,15 @@ from cityops.config import Settings
 from cityops.core.db import Database
 from cityops.core.mqtt import Message, MqttClient, MqttError
 from cityops.perception import service
-from cityops.perception.ingest import MAX_BODY_BYTES, IngestRejected, parse_attributes, parse_telemetry
+from cityops.perception.ingest import (
+    MAX_BODY_BYTES,
+    NAME_MAX,
+    GatewayPart,
+    IngestRejected,
+    parse_attributes,
+    parse_gateway,
+    parse_telemetry,
+)
 from cityops.perception.models import Device
 from cityops.perception.repository import RpcToSend
 
@@ -47,13 +65,17 @@ log = logging.getLogger(__name__)
 
 SHARE_GROUP = "cityops"
 TOPICS = ("v1/devices/+/+/telemetry", "v1/devices/+/+/attributes", "v1/devices/+/+/attributes/request/+",
-          "v1/devices/+/+/rpc/request/+", "v1/devices/+/+/rpc/response/+")
+          "v1/devices/+/+/rpc/request/+", "v1/devices/+/+/rpc/response/+",
+          # All of a gateway's: a topic cityops does not take (claim) is counted as refused, not lost.
+          "v1/gateway/+/+/#")
+# ThingsBoard's topics to a gateway for the devices behind it (subscribed to by its SDK on connecting).
+GATEWAY_RPC = "v1/gateway/rpc"
+GATEWAY_ATTRIBUTES = "v1/gateway/attributes"
+GATEWAY_ATTRIBUTES_RESPONSE = "v1/gateway/attributes/response"
 # The broker closes a connection that sends a larger packet; payloads between MAX_BODY_BYTES and this
 # reach the platform and are counted as too large, like over HTTP.
 MAX_PACKET_BYTES = 4 * MAX_BODY_BYTES
 BATCH = 5000
-# What ThingsBoard's device SDK asks for on connecting ("getSessionLimits"): no rate limits here.
-SESSION_LIMITS = {"maxPayloadSize": MAX_BODY_BYTES, "maxInflightMessages": 100, "rateLimits": {}}
 # How often a worker looks for RPCs and attribute pushes to send: they are made by the API processes,
 # which cannot reach the worker otherwise; one indexed read each, writes only when something waits.
 DOWNLINK_POLL_S = 0.25
@@ -188,6 +210,30 @@ class RpcAnswer:
     received_at: datetime
 
 
+@dataclass(frozen=True)
+class GatewayMessage:
+    """A gateway's message, read: one part per device it names, which are resolved to its children
+    before the batch is stored (from_gateways)."""
+
+    gateway_id: int
+    kind: str  # the topic below v1/gateway/: connect, telemetry, attributes/request, ...
+    parts: list[GatewayPart]
+    received_at: datetime
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class ChildAttributesRequest:
+    """A gateway asking for attributes of a device behind it; answered once the batch is stored."""
+
+    gateway_id: int
+    device_id: int
+    request: GatewayPart
+
+
+Request = Reply | RpcAnswer | ChildAttributesRequest
+
+
 def _excerpt(message: Message) -> str:
     return f"{message.topic} {message.payload[:400].decode('utf-8', 'replace')}"
 
@@ -201,9 +247,10 @@ def _moment(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)  # messages of a batch mostly share a few
 
 
-def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | None, Reply | RpcAnswer | None]:
-    """What a message from the broker asks for: an upload to store, a reply to send, or an RPC answer
-    to store."""
+def read_message(message: Message, *,
+                 keep_ms: int) -> tuple[service.Upload | None, Reply | RpcAnswer | GatewayMessage | None]:
+    """What a message from the broker asks for: an upload to store, a reply to send, an RPC answer
+    to store, or a gateway's message to resolve."""
     parts = message.topic.split("/", 4)
     try:
         device_id, received_ms, rest = int(parts[2]), int(parts[3]), parts[4]
@@ -212,6 +259,9 @@ def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | No
             "bad_shape", f"not a device topic: {message.topic[:80]}"), excerpt=_excerpt(message)), None
     received_at = _moment(received_ms)
     try:
+        if parts[1] == "gateway":
+            return None, GatewayMessage(device_id, rest, parse_gateway(
+                rest, message.payload, now_ms=received_ms, keep_ms=keep_ms), received_at, _excerpt(message))
         if rest == "telemetry":
             points = parse_telemetry(message.payload, now_ms=received_ms, keep_ms=keep_ms)
             return service.Upload("", "mqtt", points=points, received_at=received_at,
@@ -229,8 +279,7 @@ def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | No
             keys = {name: _keys(request.get(name)) for name in ("clientKeys", "sharedKeys")}
             return None, Reply(device_id, f"v1/devices/me/attributes/response/{request_id}", keys)
         if kind == "rpc/request" and isinstance(request, dict):
-            answer = (SESSION_LIMITS if request.get("method") == "getSessionLimits"
-                      else {"error": f"unknown method {str(request.get('method'))[:40]!r}"})
+            answer = service.client_rpc_reply(request)  # the same answers as over HTTP
             return None, Reply(device_id, f"v1/devices/me/rpc/response/{request_id}", answer)
         raise IngestRejected("bad_shape", f"not a request cityops answers: {rest[:80]}")
     except IngestRejected as exc:
@@ -239,6 +288,60 @@ def read_message(message: Message, *, keep_ms: int) -> tuple[service.Upload | No
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return service.Upload("", "mqtt", rejected=IngestRejected("malformed_json", f"not valid JSON: {exc}"),
                               excerpt=_excerpt(message), received_at=received_at, device_id=device_id), None
+
+
+def from_gateways(messages: Sequence[GatewayMessage], children: dict[tuple[int, str], int | IngestRejected]
+                  ) -> tuple[list[service.Upload], list[RpcAnswer | ChildAttributesRequest]]:
+    """The gateways' messages as their devices' own: uploads to store (a device's points, attributes,
+    or its connecting, which counts as activity; the refused parts, recorded against the gateway with
+    the device's name; the gateway's activity when it spoke for any device), RPC answers to store and
+    attribute requests to answer. `children` is service.gateway_children's answer."""
+    uploads: list[service.Upload] = []
+    requests: list[RpcAnswer | ChildAttributesRequest] = []
+    for message in messages:
+        spoke = False
+        for part in message.parts:
+            found: int | IngestRejected
+            if part.rejected is not None:
+                found = IngestRejected(part.rejected.reason, f"device {part.device[:NAME_MAX]!r}: "
+                                       f"{part.rejected.message}", status=part.rejected.status)
+            else:
+                found = children[(message.gateway_id, part.device)]
+            if isinstance(found, IngestRejected):
+                uploads.append(service.Upload("", "mqtt", rejected=found, excerpt=message.excerpt,
+                                              received_at=message.received_at, device_id=message.gateway_id))
+                continue
+            spoke = True
+            if message.kind == "rpc":
+                assert part.request_id is not None
+                requests.append(RpcAnswer(found, part.request_id, part.answer, message.received_at))
+            elif message.kind == "attributes/request":
+                requests.append(ChildAttributesRequest(message.gateway_id, found, part))
+            elif message.kind != "disconnect":
+                uploads.append(service.Upload("", "mqtt", points=part.points, attributes=part.attributes,
+                                              received_at=message.received_at, device_id=found))
+        if spoke:
+            uploads.append(service.Upload("", "mqtt", received_at=message.received_at,
+                                          device_id=message.gateway_id))
+    return uploads, requests
+
+
+def addressed(device_id: int, topic: str, payload: Any, routes: dict[int, tuple[int, str]]
+              ) -> tuple[int, str, Any]:
+    """Where a message for a device goes, as (connection's device id, topic, payload): to the device,
+    or, behind a gateway (`routes`, service.gateway_routes), to the gateway on its topic, naming the
+    device, as ThingsBoard sends it: `{"device": name, "data": {"id": rpc id, "method", "params"}}` on
+    v1/gateway/rpc, `{"device": name, "data": {...}}` on v1/gateway/attributes."""
+    via = routes.get(device_id)
+    if via is None:
+        return device_id, topic, payload
+    gateway_id, name = via
+    if topic.startswith("v1/devices/me/rpc/request/"):
+        rpc_id = int(topic.rsplit("/", 1)[1])
+        return gateway_id, GATEWAY_RPC, {"device": name, "data": {"id": rpc_id, **payload}}
+    if topic == service.ATTRIBUTES_TOPIC:
+        return gateway_id, GATEWAY_ATTRIBUTES, {"device": name, "data": payload}
+    return device_id, topic, payload
 
 
 # --- the worker ---------------------------------------------------------------------------------
@@ -351,16 +454,17 @@ class IngestWorker:
         """One pass: claim what waits (each RPC and push is taken by one worker), publish it at QoS 1 and
         mark the RPCs the broker acknowledged DELIVERED (see service.rpcs_delivered for what that
         promises). What the broken connection left unacknowledged is queued again. How many went out."""
-        rpcs, pushes = await asyncio.to_thread(self._take_downlinks)
+        rpcs, pushes, routes = await asyncio.to_thread(self._take_downlinks)
         if not rpcs and not pushes:
             return 0
-        out = [(f"v1/devices/me/rpc/request/{rpc_id}", device_id, {"method": method, "params": params})
+        out = [addressed(device_id, f"v1/devices/me/rpc/request/{rpc_id}",
+                         {"method": method, "params": params}, routes)
                for rpc_id, device_id, method, params, _oneway in rpcs]
-        out += [(topic, device_id, payload) for _id, device_id, topic, payload in pushes]
+        out += [addressed(device_id, topic, payload, routes) for _id, device_id, topic, payload in pushes]
         # The packets go out in this order; their PUBACKs are awaited together.
         outcomes = await asyncio.gather(*(
             client.publish(f"down/{device_id}/{topic}", json.dumps(payload, ensure_ascii=False).encode(),
-                           qos=1) for topic, device_id, payload in out), return_exceptions=True)
+                           qos=1) for device_id, topic, payload in out), return_exceptions=True)
         rpc_outcomes, push_outcomes = outcomes[:len(rpcs)], outcomes[len(rpcs):]
         acked = [rpc[0] for rpc, outcome in zip(rpcs, rpc_outcomes, strict=True) if outcome is None]
         unsent = [rpc[0] for rpc, outcome in zip(rpcs, rpc_outcomes, strict=True) if outcome is not None]
@@ -374,9 +478,12 @@ class IngestWorker:
                 raise outcome
         return len(outcomes)
 
-    def _take_downlinks(self) -> tuple[list[RpcToSend], list[tuple[int, int, str, Any]]]:
+    def _take_downlinks(self) -> tuple[list[RpcToSend], list[tuple[int, int, str, Any]],
+                                       dict[int, tuple[int, str]]]:
         with self.db.session() as session:
-            return service.claim_rpcs(session), service.take_downlinks(session)
+            rpcs, pushes = service.claim_rpcs(session), service.take_downlinks(session)
+            ids = sorted({rpc[1] for rpc in rpcs} | {push[1] for push in pushes})
+            return rpcs, pushes, service.gateway_routes(session, device_ids=ids) if ids else {}
 
     def _after_sending(self, acked: Sequence[int], unsent: Sequence[int]) -> None:
         if acked or unsent:
@@ -402,7 +509,12 @@ class IngestWorker:
     def _store(self, messages: Sequence[Message]) -> list[Reply]:
         read = [read_message(m, keep_ms=self.keep_ms) for m in messages]
         uploads = [u for u, _ in read if u is not None]
-        requests = [r for _, r in read if r is not None]
+        requests: list[Request] = [r for _, r in read if r is not None and not isinstance(r, GatewayMessage)]
+        gateway = [r for _, r in read if isinstance(r, GatewayMessage)]
+        if gateway:
+            more_uploads, more_requests = from_gateways(gateway, self._children(gateway))
+            uploads += more_uploads
+            requests += more_requests
         try:
             return self._write(uploads, requests)
         except Exception as exc:
@@ -410,7 +522,24 @@ class IngestWorker:
                 raise
             return self._write_one_by_one(uploads, requests, exc)
 
-    def _write(self, uploads: Sequence[service.Upload], requests: Sequence[Reply | RpcAnswer]) -> list[Reply]:
+    def _children(self, messages: Sequence[GatewayMessage]) -> dict[tuple[int, str], int | IngestRejected]:
+        """The devices the gateways name, created on connecting, in a transaction before the batch's:
+        a batch the database refuses is then stored one by one with its devices known."""
+        wanted = [(m.gateway_id, p.device, p.profile)
+                  for m in messages for p in m.parts if p.rejected is None]
+        if not wanted:
+            return {}
+        try:
+            with self.db.session() as session:
+                return service.gateway_children(session, wanted)
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            log.exception("looking up the devices behind gateways failed")
+            refused = IngestRejected("bad_value", f"the database refused it: {exc.__class__.__name__}")
+            return {(gateway_id, name): refused for gateway_id, name, _profile in wanted}
+
+    def _write(self, uploads: Sequence[service.Upload], requests: Sequence[Request]) -> list[Reply]:
         with self.db.session() as session:
             if uploads:
                 service.store_uploads(session, uploads)
@@ -421,6 +550,10 @@ class IngestWorker:
                                                  body=request.body, now=request.received_at)
                     if refused is not None:  # a late or stray answer: the device is not told
                         log.info("RPC answer of device %d not taken: %s", request.device_id, refused.message)
+                elif isinstance(request, ChildAttributesRequest):
+                    answer = service.child_attributes(session, device_id=request.device_id,
+                                                      request=request.request)
+                    replies.append(Reply(request.gateway_id, GATEWAY_ATTRIBUTES_RESPONSE, answer))
                 elif request.topic.startswith("v1/devices/me/attributes/"):
                     try:
                         found = service.attributes_for(
@@ -433,7 +566,7 @@ class IngestWorker:
                     replies.append(request)
             return replies
 
-    def _write_one_by_one(self, uploads: Sequence[service.Upload], requests: Sequence[Reply | RpcAnswer],
+    def _write_one_by_one(self, uploads: Sequence[service.Upload], requests: Sequence[Request],
                           error: Exception) -> list[Reply]:
         """A batch the database refused for a reason other than being away: store each upload on its
         own, so one bad message is recorded as refused and the others are kept."""

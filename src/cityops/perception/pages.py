@@ -38,7 +38,9 @@ STATUS_LABELS = {"online": N_("Online"), "offline": N_("Offline"), "inactive": N
 REASON_LABELS = {"too_large": N_("Too large"), "malformed_json": N_("Not valid JSON"),
                  "bad_shape": N_("Not a ThingsBoard payload"), "bad_value": N_("Bad value"),
                  "ts_out_of_range": N_("Timestamp out of range"),
-                 "unknown_token": N_("Unknown or revoked token")}
+                 "unknown_token": N_("Unknown or revoked token"),
+                 "forbidden": N_("Not this gateway's device"), "unknown_device": N_("Unknown device name"),
+                 "too_many_devices": N_("Too many devices")}
 ALARM_STATUS_LABELS = {"ACTIVE_UNACK": N_("Active, not acknowledged"),
                        "ACTIVE_ACK": N_("Active, acknowledged"),
                        "CLEARED_UNACK": N_("Cleared, not acknowledged"), "CLEARED_ACK": N_("Cleared")}
@@ -213,14 +215,16 @@ def rejections(request: Request, session: SessionDep, user: CurrentUser,
 
 def _device_page(request: Request, session: SessionDep, user: CurrentUser, device_id: int, *,
                  error: str | None = None, status_code: int = 200,
-                 rpc_form: dict[str, str] | None = None) -> HTMLResponse:
+                 rpc_form: dict[str, str] | None = None,
+                 attribute_form: dict[str, str] | None = None) -> HTMLResponse:
     device = service.get_device(session, viewer=user, device_id=device_id)
     profile = profiles.registry().get(device.profile)
     return render(request, "perception/device.html", {
         "device": device, "profile": profile, "status_labels": STATUS_LABELS, "error": error,
         "chart_keys": [k.key for k in profile.keys if k.type != "string" and k.key in device.latest],
         "may_manage": has_permission(user, "devices.manage"),
-        **_rpc_context(session, user, device_id, rpc_form)}, status_code=status_code)
+        **_rpc_context(session, user, device_id, rpc_form),
+        **_attributes_context(session, user, device_id, attribute_form)}, status_code=status_code)
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
@@ -292,3 +296,63 @@ def send_rpc(request: Request, session: SessionDep, user: CurrentUser,
     session.commit()  # before waking a device's HTTP poll in this process, so that it finds the command
     wakeups(request.app.state).notify(f"device:{device_id}")
     return RedirectResponse(f"/devices/{device_id}#rpc", status_code=303)
+
+
+# --- attributes (client, shared, server) ---------------------------------------------------------
+
+SCOPE_LABELS = {"client": N_("Client attributes"), "shared": N_("Shared attributes"),
+                "server": N_("Server attributes")}
+SCOPE_HELP = {"client": N_("Sent by the device."),
+              "shared": N_("Set here; the device gets them over MQTT, or reads or polls them over HTTP."),
+              "server": N_("Kept by the platform; the device does not see them.")}
+VALUE_TYPES = {"string": N_("Text value"), "number": N_("Numeric value"), "boolean": N_("true / false"),
+               "json": N_("JSON value")}
+
+
+def _attributes_context(session: SessionDep, user: CurrentUser, device_id: int,
+                        form: dict[str, str] | None) -> dict[str, object]:
+    return {"attributes": service.device_attributes(session, viewer=user, device_id=device_id),
+            "scope_labels": SCOPE_LABELS, "scope_help": SCOPE_HELP, "value_types": VALUE_TYPES,
+            "attribute_form": form or {"key": "", "value": "", "value_type": "string"}}
+
+
+def _attribute_value(text: str, value_type: str) -> object:
+    """The value typed in the form, as the chosen type."""
+    if value_type == "string":
+        return text
+    if value_type == "boolean":
+        word = text.strip().lower()
+        if word not in ("true", "false"):
+            raise ValidationFailed("value: true or false", field="value")
+        return word == "true"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "a number" if value_type == "number" else f"not valid JSON ({exc.msg}, line {exc.lineno})"
+        raise ValidationFailed(f"value: {what}", field="value") from None
+    if value_type == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValidationFailed("value: a number", field="value")
+    return value
+
+
+@router.post("/devices/{device_id}/attributes/shared", response_class=HTMLResponse, response_model=None)
+def set_shared_attribute(request: Request, session: SessionDep, user: CurrentUser,
+                         device_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                         key: Annotated[str, Form(max_length=200)] = "",
+                         value: Annotated[str, Form(max_length=65_536)] = "",
+                         value_type: Annotated[str, Form(max_length=10)] = "string") -> Response:
+    """Set one shared attribute from the device page (devices.manage): stored, pushed to the device
+    over MQTT, handed to its HTTP long poll."""
+    form = {"key": key, "value": value, "value_type": value_type}
+    try:
+        if value_type not in VALUE_TYPES:
+            raise ValidationFailed(f"type: one of {', '.join(VALUE_TYPES)}", field="value_type")
+        service.set_shared_attributes(session, actor=user, device_id=device_id,
+                                      values={key.strip(): _attribute_value(value, value_type)})
+    except (CityopsError, ValidationError) as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _device_page(request, session, user, device_id, error=message, status_code=status,
+                            attribute_form=form)
+    session.commit()  # before waking a device's HTTP poll in this process, so that it finds the update
+    wakeups(request.app.state).notify(f"attributes:{device_id}")
+    return RedirectResponse(f"/devices/{device_id}#attributes", status_code=303)

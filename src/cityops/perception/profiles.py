@@ -38,7 +38,8 @@ class DeviceProfile(_Strict):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     name_zh: str = Field(min_length=1, max_length=40)
     name_en: str = Field(min_length=1, max_length=80)
-    kind: Literal["sensor", "camera"]
+    # A gateway speaks for the devices behind it (ThingsBoard's gateway API, perception/mqtt.py).
+    kind: Literal["sensor", "camera", "gateway"]
     department: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")
     report_interval_s: int = Field(ge=1, le=86_400)
     keys: tuple[TelemetryKey, ...] = ()

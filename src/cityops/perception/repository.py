@@ -267,6 +267,17 @@ def rollups(session: Session, device_id: int, key_id: int, period_s: int, start_
     return list(reversed(list(rows)))
 
 
+def lock_devices(session: Session, device_ids: Iterable[int]) -> None:
+    """Hold these devices' rows until the transaction ends, so that two ingest workers never evaluate
+    one device's rules at once (each would read the rule state and active alarms without the other's
+    changes: lost updates, a second alarm). Taken in id order, so two batches never wait on each
+    other. FOR NO KEY UPDATE: rows that refer to the device (an alarm, an RPC) can still be added.
+    PostgreSQL only: on SQLite one writer at a time holds the whole database already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Device.id).where(Device.id.in_(sorted(set(device_ids))))
+                        .order_by(Device.id).with_for_update(key_share=True))
+
+
 def rule_states(session: Session, pairs: Sequence[tuple[int, str]]) -> dict[tuple[int, str], RuleState]:
     """The states of these (device, rule) pairs, new ones added to the session."""
     devices = {d for d, _ in pairs}
@@ -305,17 +316,21 @@ def silent_devices(session: Session, *, profile: str, alarm_type: str, before: d
     the type yet: one query."""
     alarmed = exists().where(Alarm.device_id == Device.id, Alarm.type == alarm_type,
                              Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK")))
+    # Locked as ingestion locks them (lock_devices), skipping a device a worker is storing: it reports.
     return list(session.scalars(select(Device).where(
         Device.profile_code == profile, Device.last_activity_at.is_not(None),
-        Device.last_activity_at < before, ~alarmed)))
+        Device.last_activity_at < before, ~alarmed)
+        .order_by(Device.id).with_for_update(skip_locked=True, key_share=True)))
 
 
 def reporting_with_active(session: Session, *, profile: str, alarm_type: str,
                           since: datetime) -> list[Device]:
     """Devices of a profile with an active alarm of the type that have reported since `since`."""
-    return list(session.scalars(select(Device).join(Alarm, Alarm.device_id == Device.id).where(
-        Device.profile_code == profile, Device.last_activity_at >= since, Alarm.type == alarm_type,
-        Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK"))).distinct()))
+    alarmed = exists().where(Alarm.device_id == Device.id, Alarm.type == alarm_type,
+                             Alarm.status.in_(("ACTIVE_UNACK", "ACTIVE_ACK")))
+    return list(session.scalars(select(Device).where(
+        Device.profile_code == profile, Device.last_activity_at >= since, alarmed)
+        .order_by(Device.id).with_for_update(skip_locked=True, key_share=True)))
 
 
 METRES_PER_DEGREE = 111_320.0
@@ -519,3 +534,42 @@ def take_downlinks(session: Session, *, limit: int) -> list[tuple[int, int, str,
     taken = set(session.scalars(delete(DeviceDownlink).where(DeviceDownlink.id.in_([r.id for r in rows]))
                                 .returning(DeviceDownlink.id)).all())
     return [(r.id, r.device_id, r.topic, r.payload) for r in rows if r.id in taken]
+
+
+# --- gateways -----------------------------------------------------------------------------------
+
+NAMES_PER_QUERY = 500  # names in one IN list
+
+
+def devices_by_name(session: Session, names: Iterable[str]) -> dict[str, Device]:
+    wanted = sorted(set(names))
+    found: dict[str, Device] = {}
+    for start in range(0, len(wanted), NAMES_PER_QUERY):
+        chunk = wanted[start:start + NAMES_PER_QUERY]
+        found.update((d.name, d) for d in session.scalars(select(Device).where(Device.name.in_(chunk))))
+    return found
+
+
+def child_counts(session: Session, gateway_ids: Iterable[int]) -> dict[int, int]:
+    """How many devices are connected behind each of these gateways (those with none left out)."""
+    rows = session.execute(select(Device.gateway_id, func.count())
+                           .where(Device.gateway_id.in_(set(gateway_ids))).group_by(Device.gateway_id))
+    return {gateway_id: n for gateway_id, n in rows if gateway_id is not None}
+
+
+def add_devices_if_absent(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert devices, skipping a name taken meanwhile (another worker connecting the same device)."""
+    if rows:
+        session.execute(insert_or_ignore(session, Device).on_conflict_do_nothing(index_elements=["name"]),
+                        list(rows))
+
+
+def gateways_of(session: Session, device_ids: Iterable[int]) -> dict[int, tuple[int, str]]:
+    """(gateway id, device name) of those of these devices that are connected behind a gateway."""
+    ids = set(device_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(Device.id, Device.gateway_id, Device.name)
+                           .where(Device.id.in_(ids), Device.gateway_id.is_not(None)))
+    return {device_id: (gateway_id, name) for device_id, gateway_id, name in rows
+            if gateway_id is not None}

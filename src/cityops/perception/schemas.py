@@ -46,6 +46,8 @@ class DeviceRead(BaseModel):
     status: Status
     last_activity_at: datetime | None
     synthetic: bool
+    # The gateway it reports through (ThingsBoard's gateway API), if any.
+    gateway_id: int | None = None
     # Only for those who manage devices; None for everyone else and once revoked.
     access_token: str | None = None
     latest: dict[str, LatestValue] = Field(default_factory=dict)
@@ -221,3 +223,18 @@ class RpcRead(BaseModel):
 class RpcPage(BaseModel):
     items: list[RpcRead]
     total: int
+
+
+class AttributeRead(BaseModel):
+    key: str
+    value: Any
+    updated_at: datetime  # when it was last set (by the device for client attributes)
+
+
+class DeviceAttributesRead(BaseModel):
+    """A device's attributes by ThingsBoard's scopes, each by key: client (sent by the device), shared
+    (set by the platform, read by the device), server (the platform's own)."""
+
+    client: list[AttributeRead]
+    shared: list[AttributeRead]
+    server: list[AttributeRead]

@@ -35,7 +35,7 @@ from cityops.core.scheduler import Job
 from cityops.core.tables import read_table
 from cityops.perception import profiles, rules
 from cityops.perception import repository as repo
-from cityops.perception.ingest import IngestRejected, Point, parse_attributes
+from cityops.perception.ingest import MAX_BODY_BYTES, GatewayPart, IngestRejected, Point, parse_attributes
 from cityops.perception.models import (
     RPC_OPEN,
     Alarm,
@@ -53,7 +53,9 @@ from cityops.perception.schemas import (
     AlarmCase,
     AlarmPage,
     AlarmRead,
+    AttributeRead,
     AttributesRead,
+    DeviceAttributesRead,
     DeviceCreate,
     DevicePage,
     DeviceRead,
@@ -151,12 +153,20 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
             outcomes.append(error)
             continue
         assert device is not None
-        active[device.id] = max(active.get(device.id, upload.received_at or now), upload.received_at or now)
-        device_id = device.id
+        # Read off the ORM object only when the broker did not name the device: this loop runs for
+        # every message, and an attribute read through the ORM costs a microsecond.
+        device_id = upload.device_id if upload.device_id is not None else device.id
+        moment = upload.received_at or now
+        seen = active.get(device_id)
+        if seen is None or moment > seen:
+            active[device_id] = moment
         points += [(device_id, p) for p in upload.points]
-        for key, value in (upload.attributes or {}).items():
-            attributes[(device.id, key)] = value
+        if upload.attributes:
+            for key, value in upload.attributes.items():
+                attributes[(device_id, key)] = value
         outcomes.append(None)
+    if active:
+        repo.lock_devices(session, active)
     if points:
         _store_points(session, points)
         _evaluate_rules(session, points, {**by_id, **{d.id: d for d in by_token.values()}})
@@ -380,6 +390,8 @@ def _confirm(session: Session, rule: ConfirmRule, points: Sequence[tuple[int, Po
                 if distance_km(device.lon, device.lat, partner.lon, partner.lat) * 1000 > rule.within_m:
                     continue
                 originator = device if mine is first else partner
+                if originator.id not in devices:  # another worker may be storing the partner's batch
+                    repo.lock_devices(session, [originator.id])
                 value = num if mine is first else p_num
                 _raise_alarm(session, originator.id, rule, ts, value if value is not None else 0.0)
                 break
@@ -568,8 +580,8 @@ def to_read(session: Session, device: Device, *, viewer: User | None, now: datet
         division_code=device.division_code,
         org_unit=UnitRef(id=unit.id, code=unit.code, name=unit.name) if unit else None,
         status=status_of(device, now=now), last_activity_at=device.last_activity_at,
-        synthetic=device.synthetic, access_token=device.access_token if _may_manage(viewer) else None,
-        latest=latest)
+        synthetic=device.synthetic, gateway_id=device.gateway_id,
+        access_token=device.access_token if _may_manage(viewer) else None, latest=latest)
 
 
 def _check_manage(actor: User | None) -> None:
@@ -1212,3 +1224,221 @@ def set_shared_attributes(session: Session, *, actor: User | None, device_id: in
 def take_downlinks(session: Session, *, limit: int = 200) -> list[tuple[int, int, str, Any]]:
     """Pushes for devices, each taken by one sender: (id, device_id, device topic, payload)."""
     return repo.take_downlinks(session, limit=limit)
+
+
+# --- HTTP device API ----------------------------------------------------------------------------
+# The rest of ThingsBoard's device API: the long poll for shared attribute updates (GET
+# /api/v1/{token}/attributes/updates), the device's own requests (client-side RPC, answered here for
+# HTTP and MQTT alike), and a device's attributes by scope for its page.
+
+# What ThingsBoard's device SDK asks for on connecting ("getSessionLimits"): no rate limits here.
+SESSION_LIMITS: dict[str, Any] = {"maxPayloadSize": MAX_BODY_BYTES, "maxInflightMessages": 100,
+                                  "rateLimits": {}}
+CLIENT_RPC_METHODS = ("getCurrentTime", "getSessionLimits")
+MAX_CLIENT_RPC_BYTES = MAX_RPC_PARAMS_BYTES
+ATTRIBUTE_SCOPES = ("client", "shared", "server")
+
+
+class UnknownRpcMethod(CityopsError):
+    """A client-side RPC that cityops does not answer. ThingsBoard hands such a request to its rule
+    chains, and the device waits until its timeout (408) when none answers; cityops has no rule chain
+    to wait for, so it says at once which methods it answers."""
+
+    status = 404
+    code = "unknown_method"
+
+
+def client_rpc(method: Any, params: Any = None, *, now: datetime | None = None) -> dict[str, Any]:
+    """The platform's answer to a device's own request (ThingsBoard's client-side RPC): the current
+    time in ms (`getCurrentTime`) or the session limits (`getSessionLimits`); UnknownRpcMethod
+    otherwise. `params` is not used by either."""
+    if method == "getCurrentTime":
+        return {"currentTime": _ms(now or utcnow())}
+    if method == "getSessionLimits":
+        return {**SESSION_LIMITS, "rateLimits": dict(SESSION_LIMITS["rateLimits"])}
+    raise UnknownRpcMethod(f"unknown RPC method {str(method)[:64]!r}; cityops answers "
+                           f"{', '.join(CLIENT_RPC_METHODS)}", field="method")
+
+
+def client_rpc_reply(request: dict[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+    """client_rpc for a request over MQTT, where an answer has no status: an unknown method is
+    answered `{"error": "..."}` on the response topic."""
+    try:
+        return client_rpc(request.get("method"), request.get("params"), now=now)
+    except UnknownRpcMethod as exc:
+        return {"error": exc.message}
+
+
+def parse_client_rpc(body: bytes) -> tuple[str, Any]:
+    """`{"method": "...", "params": {...}}` as a device sends it over HTTP: (method, params), params
+    {} when left out. IngestRejected (400, the reason in detail.reason) for anything else."""
+    if len(body) > MAX_CLIENT_RPC_BYTES:
+        raise IngestRejected("too_large", f"request of {len(body)} bytes; at most {MAX_CLIENT_RPC_BYTES}",
+                             status=413)
+    try:
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise IngestRejected("malformed_json", f"not valid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise IngestRejected("bad_shape", 'a client-side RPC is {"method": "...", "params": {...}}')
+    method = request.get("method")
+    if not isinstance(method, str) or not RPC_METHOD.match(method):
+        raise IngestRejected("bad_shape", "method: 1 to 64 letters, digits and _ . - : /", field="method")
+    return method, request.get("params", {})
+
+
+def shared_attribute_marks(session: Session, *, device_id: int) -> dict[str, datetime]:
+    """When each shared attribute of the device was last set: what an update poll compares with
+    (the stored times themselves, so the clocks of the processes that set them never matter)."""
+    rows = session.execute(select(DeviceAttribute.key, DeviceAttribute.updated_at).where(
+        DeviceAttribute.device_id == device_id, DeviceAttribute.scope == "shared"))
+    return {key: at for key, at in rows}
+
+
+def shared_attribute_updates(session: Session, *, device_id: int,
+                             since: dict[str, datetime]) -> dict[str, Any] | None:
+    """The shared attributes set after `since` was taken (shared_attribute_marks), `{key: value}` as
+    ThingsBoard sends an update; None when there are none."""
+    rows = session.execute(select(DeviceAttribute.key, DeviceAttribute.value, DeviceAttribute.updated_at)
+                           .where(DeviceAttribute.device_id == device_id, DeviceAttribute.scope == "shared"))
+    changed = {key: value for key, value, at in rows if since.get(key) != at}
+    return changed or None
+
+
+def device_attributes(session: Session, *, viewer: User | None, device_id: int) -> DeviceAttributesRead:
+    """A device's client, shared and server attributes with when each was set, by key (in scope)."""
+    device = visible_device(session, viewer=viewer, device_id=device_id)
+    found: dict[str, list[AttributeRead]] = {scope: [] for scope in ATTRIBUTE_SCOPES}
+    rows = session.scalars(select(DeviceAttribute).where(DeviceAttribute.device_id == device.id)
+                           .order_by(DeviceAttribute.scope, DeviceAttribute.key))
+    for row in rows:
+        if row.scope in found:
+            found[row.scope].append(AttributeRead(key=row.key, value=row.value, updated_at=row.updated_at))
+    return DeviceAttributesRead(**found)
+
+
+# --- gateways -----------------------------------------------------------------------------------
+# ThingsBoard's gateway API (carried over MQTT by perception/mqtt.py): a device whose profile is a
+# gateway speaks for devices behind it, naming them in each message. The rules:
+# - A gateway speaks only for its children, the devices whose gateway_id is its id. A name that
+#   belongs to any other device (another gateway's child, a device with its own token, the gateway
+#   itself) is refused as forbidden; so is every message of a device that is not a gateway.
+# - A name no device has yet is a new child when the gateway gives its type (connect's "type"): a
+#   known profile that is not a gateway. The child is created as ThingsBoard creates it, named as
+#   given, at the gateway's place (point, grid, village, division), owned by the gateway's department,
+#   synthetic when the gateway is, without an access token of its own: it is reached only through
+#   its gateway. Without a type (ThingsBoard's "default") an unknown name is refused: cityops has no
+#   default profile to guess. At most MAX_CHILDREN devices behind one gateway.
+# - What a child sends is stored as a device's own (store_uploads), so its rules, alarms and cases
+#   work as a direct device's; commands and shared attribute pushes reach it through its gateway.
+
+GATEWAY_KIND = "gateway"
+MAX_CHILDREN = 10_000
+
+
+def is_gateway(device: Device) -> bool:
+    return any(p.code == device.profile_code and p.kind == GATEWAY_KIND for p in profiles.registry().profiles)
+
+
+def _not_behind(name: str) -> IngestRejected:
+    return IngestRejected("forbidden", f"device {name!r} is not connected behind this gateway: a gateway "
+                          "speaks only for the devices it connected", status=403)
+
+
+def _new_child_refused(name: str, profile: str | None) -> IngestRejected | None:
+    """Why a device of this name and type cannot be created behind a gateway, or None."""
+    if profile is None:
+        return IngestRejected("unknown_device", f"no device named {name!r} behind this gateway: connect it "
+                              'first with its type (v1/gateway/connect {"device": name, "type": profile})')
+    try:
+        kind = profiles.registry().get(profile).kind
+    except ValidationFailed as exc:
+        return IngestRejected("bad_value", f"device {name!r}: {exc.message}", field="type")
+    if kind == GATEWAY_KIND:
+        return IngestRejected("forbidden", f"device {name!r}: a gateway cannot be connected behind another",
+                              status=403, field="type")
+    return None
+
+
+def gateway_children(session: Session, wanted: Sequence[tuple[int, str, str | None]], *,
+                     now: datetime | None = None) -> dict[tuple[int, str], int | IngestRejected]:
+    """The devices that gateways name, as (gateway id, name, type or None): per (gateway id, name) the
+    child's id, creating the new ones a type is given for, or why the gateway may not speak for it
+    (see the rules above). One batch of the ingest worker at a time: a few queries in all."""
+    now = now or utcnow()
+    types: dict[tuple[int, str], str | None] = {}
+    for gateway_id, name, profile in wanted:
+        if types.get((gateway_id, name)) is None:  # a type given anywhere in the batch counts
+            types[(gateway_id, name)] = profile
+    gateways = repo.devices_by_id(session, list({g for g, _name in types}))
+    found: dict[tuple[int, str], int | IngestRejected] = {}
+    for key in types:
+        gateway = gateways.get(key[0])
+        if gateway is None:
+            found[key] = IngestRejected("unknown_token", UNKNOWN_DEVICE, status=401)
+        elif not is_gateway(gateway):
+            found[key] = IngestRejected("forbidden", f"device {gateway.id} is no gateway (profile "
+                                        f"{gateway.profile_code}): it speaks only for itself", status=403)
+    pending = [key for key in types if key not in found]
+    existing = repo.devices_by_name(session, (name for _g, name in pending))
+    new: dict[str, dict[str, Any]] = {}
+    for key in pending:
+        gateway_id, name = key
+        device = existing.get(name)
+        if device is not None:
+            found[key] = device.id if device.gateway_id == gateway_id else _not_behind(name)
+        elif (refused := _new_child_refused(name, types[key])) is not None:
+            found[key] = refused
+        elif name in new:  # two gateways connecting one new name in a batch: the first has it
+            found[key] = _not_behind(name)
+        else:
+            gateway = gateways[gateway_id]
+            new[name] = {"name": name, "profile_code": types[key], "lon": gateway.lon, "lat": gateway.lat,
+                         "grid_code": gateway.grid_code, "village_code": gateway.village_code,
+                         "division_code": gateway.division_code, "org_unit_id": gateway.org_unit_id,
+                         "access_token": None, "token_changed_at": now, "synthetic": gateway.synthetic,
+                         "created_at": now, "gateway_id": gateway_id}
+    room = {g: MAX_CHILDREN - n for g, n in
+            repo.child_counts(session, {row["gateway_id"] for row in new.values()}).items()} if new else {}
+    rows = []
+    for name, row in new.items():
+        left = room.get(row["gateway_id"], MAX_CHILDREN)
+        if left <= 0:
+            found[(row["gateway_id"], name)] = IngestRejected(
+                "too_many_devices", f"device {name!r}: this gateway has {MAX_CHILDREN} devices behind it "
+                "already", status=403)
+            continue
+        room[row["gateway_id"]] = left - 1
+        rows.append(row)
+    repo.add_devices_if_absent(session, rows)
+    made = repo.devices_by_name(session, (row["name"] for row in rows)) if rows else {}
+    for row in rows:
+        key = (row["gateway_id"], row["name"])
+        device = made.get(row["name"])
+        # Another worker may have connected the name behind another gateway meanwhile.
+        found[key] = device.id if device is not None and device.gateway_id == key[0] else _not_behind(key[1])
+    return found
+
+
+def gateway_routes(session: Session, *, device_ids: Sequence[int]) -> dict[int, tuple[int, str]]:
+    """For those of the devices behind a gateway: (the gateway's id, the device's name), which is how
+    a command or a shared attribute push reaches them (on the gateway's topics, naming the device)."""
+    return repo.gateways_of(session, device_ids)
+
+
+def child_attributes(session: Session, *, device_id: int, request: GatewayPart) -> dict[str, Any]:
+    """ThingsBoard's answer to a gateway asking for attributes of a device behind it: `{"id", "device",
+    "value"}` for one key asked with "key" ("value" left out when the device has no such attribute, as
+    ThingsBoard leaves it out), `{"id", "device", "values": {key: value}}` (the keys it has) for
+    "keys"; client attributes, or shared ones."""
+    answer: dict[str, Any] = {"id": request.request_id, "device": request.device}
+    keys = list(request.keys)
+    try:
+        found = attributes_for(session, device_id=device_id, client_keys=keys if request.client else [],
+                               shared_keys=[] if request.client else keys)
+    except IngestRejected as exc:  # the device went meanwhile
+        return {**answer, "error": exc.message}
+    values = found.client if request.client else found.shared
+    if not request.single:
+        return {**answer, "values": values}
+    return {**answer, "value": values[keys[0]]} if keys[0] in values else answer
