@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "cityops.governance.risks.models",
     "cityops.governance.visits.models",
     "cityops.perception.models",
+    "cityops.warning.models",
 )
 
 

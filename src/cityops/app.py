@@ -86,6 +86,7 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
     from cityops.core import exports, scheduler, webhooks
     from cityops.governance.risks import service as risks_service
     from cityops.perception import service as perception_service
+    from cityops.warning import service as warning_service
 
     settings: Settings = app.state.settings
     export_files = Path(settings.attachments_dir) / "exports"
@@ -94,6 +95,7 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
             perception_service.retention_job(keep_days=settings.telemetry_raw_days),
             perception_service.offline_job(),
             perception_service.rpc_expiry_job(),
+            warning_service.expiry_job(),
             # Expired exports also go when a new one starts; this catches a quiet server.
             scheduler.Job("exports.purge_expired", 3600,
                           lambda db, now: exports.purge_expired(db, export_files, now=now))]
@@ -252,6 +254,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     from cityops.perception import events as perception_events
 
     perception_events.install(app)
+
+    from cityops.warning import api as warning_api
+
+    app.include_router(warning_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

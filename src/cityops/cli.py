@@ -41,6 +41,10 @@ from cityops.perception.cli import mqtt_app  # noqa: E402
 app.add_typer(devices_app, name="devices")
 app.add_typer(mqtt_app, name="mqtt")
 
+from cityops.warning.cli import app as warnings_app  # noqa: E402
+
+app.add_typer(warnings_app, name="warnings")
+
 from cityops.demo.cli import app as demo_app  # noqa: E402
 
 app.add_typer(demo_app, name="demo")

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     mqtt_broker_dir: Path = VAR_DIR / "mqtt"
     # cityops' Mosquitto plugin, built at set-up (./run) from src/cityops/perception/mosquitto.
     mqtt_plugin: Path = Path(".build") / "mosquitto" / "cityops_auth.so"
+    # Who the installation's CAP warnings come from: <sender> (unique worldwide, no spaces or commas)
+    # and <senderName>.
+    cap_sender: str = Field(default="cityops.hebi", pattern=r"^[^\s,<&]{1,200}$")
+    cap_sender_name: str = Field(default="鹤壁市城市运行管理中心", min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

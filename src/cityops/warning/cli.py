@@ -1,0 +1,93 @@
+"""`cityops warnings ...`: list warnings, print a warning's CAP message, import a CAP file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from cityops.config import get_settings
+from cityops.core.db import Database
+from cityops.core.errors import CityopsError
+from cityops.warning import cap, service
+
+app = typer.Typer(help="Natural-disaster warnings and their CAP 1.2 messages.", no_args_is_help=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command("list")
+def list_(
+    status: str | None = typer.Option(None, help="active, draft, pending, issued, cancelled or expired."),
+    hazard: str | None = typer.Option(None, help="Only this hazard, e.g. rainstorm."),
+    limit: int = typer.Option(100, min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Warnings, the most recently changed first."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.sessions() as session:
+            page = service.list_warnings(
+                session, status=status, hazard=hazard, limit=limit, locale=settings.default_locale
+            )
+    except CityopsError as exc:
+        _fail(exc.message)
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    for w in page.items:
+        typer.echo(
+            f"{w.id:>6}  {w.status:<9}  {w.level:<6}  {w.hazard:<12}  {cap.cap_time(w.expires)}  {w.headline}"
+        )
+    typer.echo(f"{len(page.items)} of {page.total}")
+
+
+@app.command("cap")
+def cap_(warning_id: int = typer.Argument(..., help="Warning id.")) -> None:
+    """Print the warning's newest CAP 1.2 message (Alert, Update or Cancel)."""
+    db = Database(get_settings().database_url)
+    try:
+        with db.sessions() as session:
+            xml = service.latest_cap(session, warning_id=warning_id)
+    except CityopsError as exc:
+        _fail(exc.message)
+    finally:
+        db.dispose()
+    typer.echo(xml, nl=not xml.endswith("\n"))
+
+
+@app.command("import")
+def import_(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="A CAP 1.2 XML file."),
+) -> None:
+    """Import another sender's CAP message (an Alert, or an Update or Cancel of one imported before)."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            result = service.import_cap(
+                session, data=file.read_bytes(), actor=None, issuer=service.Issuer.from_settings(settings)
+            )
+    except cap.CapError as exc:
+        typer.secho(
+            f"error: {file.name}: {exc.problems[0].text() if exc.problems else exc.message}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        for problem in exc.problems[1 : cap.MAX_PROBLEMS]:
+            typer.echo(f"  {problem.text()}", err=True)
+        raise typer.Exit(1) from None
+    except CityopsError as exc:
+        _fail(f"{file.name}: {exc.message}")
+    finally:
+        db.dispose()
+    w = result.warning
+    typer.echo(f"{result.outcome}: warning {w.id} ({w.status}, {w.level} {w.hazard}) {w.headline}")
