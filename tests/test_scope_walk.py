@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from cityops.core.auth.models import ApiToken, OrgUnit, User
 from cityops.core.auth.scope import can_access
 from cityops.core.auth.sessions import issue_token
-from cityops.core.db import Database
+from cityops.core.db import Database, utcnow
 from cityops.core.export import XLSX_MEDIA_TYPE
 from cityops.core.notifications import Notification
 from cityops.perception import service as perception_service
@@ -41,6 +42,9 @@ PUBLIC_PATHS = {"/login", "/healthz", "/api/auth/login", "/api/openapi.json", "/
 # Division and grid boundaries are the city's reference map, shown to every staff member; they hold
 # no personal information. Their routes are still checked for leaks of people and org units.
 REFERENCE_PARAMS = {"/api/places/divisions/{code}", "/api/places/grids/{code}", "/places/{code}"}
+# Warnings are published to the public (CAP scope Public): every staff member who reads warnings reads
+# them all, wherever their area. Changing one takes warnings.issue, which a village operator lacks.
+REFERENCE_PARAMS |= {"/api/warnings/{warning_id}", "/api/warnings/{warning_id}/cap"}
 # Open311 is the city's public interface for citizens' reports: it answers without a session, shows only
 # public case types and never personal information. Still checked for leaks.
 OPEN311 = "/open311/v2/"
@@ -89,6 +93,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
     governance_items = foreign_governance_items(client, db)  # projects, meetings, risks
     device = foreign_device(client, db)
     logout(client)
+    warning_id = foreign_warning(client, db)
     login(client, "village2.grid")
     field_work = foreign_field_work(client, db)  # a visit, a problem report and a patrol
     logout(client)
@@ -124,7 +129,7 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
                 "notification_id": notification_id,
                 "job_id": export.json()["id"], "device_id": device["id"], "alarm_id": device["alarm_id"],
                 "rpc_id": device["rpc_id"],
-                "access_token": device["access_token"],
+                "access_token": device["access_token"], "warning_id": warning_id,
                 **governance_items, **field_work}
 
 
@@ -148,6 +153,19 @@ def foreign_device(client: TestClient, db: Database) -> dict[str, Any]:
         found["rpc_id"] = perception_service.create_rpc(session, actor=None, device_id=found["id"],
                                                         data=command).id
     return found
+
+
+def foreign_warning(client: TestClient, db: Database) -> int:
+    """A rainstorm warning over village 2, issued by the administrator."""
+    with db.sessions() as session:
+        village = session.scalar(select(User.scope_code).where(User.username == "village2.operator"))
+    login(client, "admin")
+    issued = client.post("/api/warnings", json={
+        "hazard": "rainstorm", "level": "blue", "division_codes": [village],
+        "expires": (utcnow() + timedelta(hours=6)).isoformat(), "instruction": "远离河道。"})
+    assert issued.status_code == 201, issued.text
+    logout(client)
+    return int(issued.json()["id"])
 
 
 FOREIGN_REPORTER = "赵二村"
