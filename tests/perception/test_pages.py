@@ -18,7 +18,7 @@ def test_device_list_detail_and_token_rotation(client: TestClient, db: Database)
     token = device["access_token"]
     assert client.post(f"/api/v1/{token}/telemetry", json={"smoke": 0.12, "alarm": True}).status_code == 200
     login(client, "admin")
-    listed = client.get("/devices", params={"status": "online"})
+    listed = client.get("/devices", params={"status": "online", "q": "一村"})  # on the first page
     assert listed.status_code == 200
     assert "一村烟感-页面" in listed.text and "在线" in listed.text
     assert f'data-device="{device["id"]}"' in listed.text

@@ -42,7 +42,7 @@ ACTION_LABELS = {
     "start": N_("Start handling"), "delegate": N_("Delegate down"), "return": N_("Return"),
     "resolve": N_("Resolve"), "pause": N_("Pause (waiting on the reporter)"), "resume": N_("Resume"),
     "verify": N_("Verify"), "send_back": N_("Send back"), "close": N_("Close"), "reopen": N_("Reopen"),
-    "overdue": N_("Deadline passed"),
+    "overdue": N_("Deadline passed"), "cancel": N_("Cancel (no longer needed)"),
     "alarm": N_("Sensor alarm raised again"), "alarm_cleared": N_("Sensor alarm cleared"),
 }
 LEVEL_LABELS = {"village": N_("Village / community"), "township": N_("Township / street"),

@@ -108,6 +108,14 @@ def events(session: Session, case_id: int) -> list[CaseEvent]:
                                 .order_by(CaseEvent.at, CaseEvent.id)))
 
 
+def events_of(session: Session, case_ids: Sequence[int]) -> list[CaseEvent]:
+    """The timeline lines of several cases, by case, oldest first."""
+    if not case_ids:
+        return []
+    return list(session.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(case_ids))
+                                .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)))
+
+
 def org_units(session: Session, ids: Iterable[int | None]) -> dict[int, OrgUnit]:
     wanted = {i for i in ids if i is not None}
     if not wanted:

@@ -279,10 +279,14 @@ def timeline(session: Session, *, viewer: User, case_id: int) -> list[CaseEventR
     _authorize(viewer, repo.get(session, case_id), case_id)
     rows = repo.events(session, case_id)
     units = repo.org_units(session, (e.org_unit_id for e in rows))
-    return [CaseEventRead(id=e.id, action=e.action, actor_id=e.actor_id, actor_name=e.actor_name,
-                          from_status=e.from_status, to_status=e.to_status, level=e.level,
-                          org_unit=_unit_ref(units.get(e.org_unit_id or 0)), comment=e.comment,
-                          data=e.data, at=e.at) for e in rows]
+    return [_event_read(e, units) for e in rows]
+
+
+def _event_read(e: CaseEvent, units: dict[int, OrgUnit]) -> CaseEventRead:
+    return CaseEventRead(id=e.id, action=e.action, actor_id=e.actor_id, actor_name=e.actor_name,
+                         from_status=e.from_status, to_status=e.to_status, level=e.level,
+                         org_unit=_unit_ref(units.get(e.org_unit_id or 0)), comment=e.comment,
+                         data=e.data, at=e.at)
 
 
 # --- intake -------------------------------------------------------------------------------------
@@ -309,6 +313,9 @@ class Intake:
 
     data: CaseCreate
     reporter: User | None = None
+    # A deadline of its own instead of the type's SLA (a warning's task, due minutes after the
+    # warning whatever the working calendar says).
+    deadline_at: datetime | None = None
 
 
 def _prepare(session: Session, intake: Intake, index: PlaceIndex,
@@ -325,7 +332,7 @@ def _prepare(session: Session, intake: Intake, index: PlaceIndex,
     where = routing.locate(index, lon=data.lon, lat=data.lat)
     chosen = routing.route(session, case_type=case_type, category=data.category,
                            village_code=where.village_code, level=case_type.level)
-    deadline = sla.deadline_for(case_type.sla, case_type.level, now)
+    deadline = intake.deadline_at or sla.deadline_for(case_type.sla, case_type.level, now)
     # A signed-in citizen is the reporter; staff report on someone's behalf with the name given.
     own = reporter is not None and not has_permission(reporter, "cases.dispatch") \
         and not has_permission(reporter, "cases.handle")
@@ -385,9 +392,9 @@ def report_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceInd
 
 
 def report_case(session: Session, *, data: CaseCreate, index: PlaceIndex, reporter: User | None = None,
-                now: datetime | None = None) -> Case:
+                now: datetime | None = None, deadline_at: datetime | None = None) -> Case:
     """Take in a case: validate type, category, custom fields and location, route it, number it."""
-    [outcome] = report_cases(session, intakes=[Intake(data, reporter)], index=index, now=now)
+    [outcome] = report_cases(session, intakes=[Intake(data, reporter, deadline_at)], index=index, now=now)
     if isinstance(outcome, CityopsError):
         raise outcome
     return outcome
@@ -724,6 +731,33 @@ def note_if_open(session: Session, *, case_id: int, action: str, comment: str | 
         return False
     record_line(session, case, action=action, actor=None, comment=comment, data=data)
     return True
+
+
+def cancel_open(session: Session, *, case_ids: Sequence[int], reason: str,
+                now: datetime | None = None) -> list[int]:
+    """Cancel, as the system, each of these cases whose workflow allows the `cancel` move in its
+    state (a task still open, no longer needed), through the workflow like any action: a timeline
+    line with the reason and an event. Answers the ids cancelled; the others are left as they are."""
+    cancelled = []
+    for case_id in sorted(set(case_ids)):
+        case = repo.get(session, case_id)
+        if case is None or (case.status, "cancel") not in _workflow_of(case):
+            continue
+        act(session, actor=None, case_id=case.id, action="cancel", now=now,
+            body=ActionRequest(version=case.version, reason=reason[:500]))
+        cancelled.append(case.id)
+    return cancelled
+
+
+def timelines(session: Session, *, viewer: User, case_ids: Sequence[int]) -> dict[int, list[CaseEventRead]]:
+    """The timelines of those of these cases the viewer may see (the others left out), by case id."""
+    visible = [c.id for c in cases_by_ids(session, viewer=viewer, ids=case_ids)]
+    rows = repo.events_of(session, visible)
+    units = repo.org_units(session, (e.org_unit_id for e in rows))
+    found: dict[int, list[CaseEventRead]] = {case_id: [] for case_id in visible}
+    for e in rows:
+        found[e.case_id].append(_event_read(e, units))
+    return found
 
 
 

@@ -122,7 +122,27 @@ REPORT: Workflow = MappingProxyType({
     ("reopened", "dispatch"): _t("dispatched", DISPATCH, effects=("assign_unit", "assign_person")),
 })
 
-WORKFLOWS: Mapping[str, Workflow] = MappingProxyType({"standard": STANDARD, "report": REPORT})
+# Tasks the platform hands out (a warning's emergency plan): the unit or person they are routed to
+# acknowledges them (accept) and reports them done (resolve); the centre closes them. A task no
+# longer needed (the warning was lifted) is cancelled with the reason from any state still open.
+_CANCEL = _t("closed", DISPATCH, requires=("reason",), effects=("close",))
+TASK: Workflow = MappingProxyType({
+    ("reported", "accept"): _t("accepted", HANDLE, effects=("assign_person",)),
+    ("reported", "cancel"): _CANCEL,
+    **_centre_moves("reported"),
+    ("accepted", "resolve"): _t("resolved", HANDLE, requires=("result",)),
+    ("accepted", "cancel"): _CANCEL,
+    **_centre_moves("accepted"),
+    ("escalated", "accept"): _t("accepted", HANDLE, effects=("assign_person",)),
+    ("escalated", "cancel"): _CANCEL,
+    ("resolved", "close"): _t("closed", DISPATCH, effects=("close",)),
+    ("resolved", "send_back"): _t("accepted", DISPATCH, requires=("reason",)),
+    ("closed", "reopen"): _t("reopened", DISPATCH, requires=("reason",), effects=("reopen",)),
+    ("reopened", "accept"): _t("accepted", HANDLE, effects=("assign_person",)),
+    ("reopened", "cancel"): _CANCEL,
+})
+
+WORKFLOWS: Mapping[str, Workflow] = MappingProxyType({"standard": STANDARD, "report": REPORT, "task": TASK})
 
 
 def allowed_actions(workflow: Workflow, state: str) -> list[str]:

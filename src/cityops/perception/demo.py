@@ -24,10 +24,11 @@ from cityops.places import service as places_service
 COUNTS = {
     "full": {"smoke_detector": 8_000, "temperature": 2_000, "water_level": 500, "rain_gauge": 300,
              "traffic_detector": 1_500, "parking_bay": 4_000, "street_light": 2_500, "manhole_cover": 1_000,
-             "air_quality": 200, "camera_box": 25_000, "gateway": 300},
+             "air_quality": 200, "camera_box": 25_000, "gateway": 300, "soil_moisture": 60,
+             "slope_displacement": 40},
     "small": {"smoke_detector": 8, "temperature": 4, "water_level": 3, "rain_gauge": 2, "traffic_detector": 3,
               "parking_bay": 4, "street_light": 4, "manhole_cover": 3, "air_quality": 2, "camera_box": 8,
-              "gateway": 2},
+              "gateway": 2, "soil_moisture": 2, "slope_displacement": 2},
 }
 HISTORY_DEVICES = 3  # per sensor profile, with a day of readings
 BATCH = 2_000
@@ -56,6 +57,9 @@ def reading(rng: random.Random, profile: str, ts: int) -> dict[str, float | str 
                         "aqi": round(rng.uniform(35, 140))},
         "camera_box": {"event": rng.choice(EVENTS), "confidence": round(rng.uniform(0.6, 0.99), 2)},
         "gateway": {"rssi": rng.randint(-95, -60), "cpu": round(rng.uniform(5, 40), 1)},
+        "soil_moisture": {"moisture": round(20 + rng.uniform(-1.0, 1.0), 1)},
+        # Cumulative movement since installation: a stable slope creeps by a few hundredths of a mm.
+        "slope_displacement": {"displacement_mm": round(12.0 + rng.uniform(-0.05, 0.05), 2)},
     }
     return values[profile]
 

@@ -21,6 +21,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from cityops.core import geo
+from cityops.core.auth.scope import scope_prefix
 from cityops.core.db import Database, utcnow
 from cityops.core.errors import NotFound, ValidationFailed
 from cityops.places import repository as repo
@@ -492,6 +493,61 @@ def points_in_zone(
         shape = shapely.from_wkb(place.geometry)
     x, y = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     return [bool(v) for v in np.atleast_1d(shapely.intersects_xy(shape, x, y))]
+
+
+@dataclass(frozen=True)
+class AreaGrid:
+    """A grid an area covers, with its village and a point inside the grid (to place things there)."""
+
+    grid_code: str
+    grid_name: str
+    village_code: str
+    village_name: str
+    lon: float
+    lat: float
+
+
+# How much of a grid (or of the area) an overlap must be for the grid to count as covered.
+MIN_AREA_SHARE = 0.05
+
+
+def grids_in_area(
+    index: PlaceIndex, *, codes: Sequence[str] = (), geometry: Any = None, min_share: float = MIN_AREA_SHARE
+) -> list[AreaGrid]:
+    """The grids an area covers, by code: every grid inside the divisions (or grids) named by `codes`,
+    and every grid that `geometry` (WGS84 polygons) overlaps by at least `min_share` of the grid's area
+    or of the geometry's own, so that slivers along a neighbour's edge (a simplified outline) do not
+    count and a small area inside one grid does."""
+    prefixes = []
+    for code in codes:
+        try:
+            prefixes.append(scope_prefix(code))
+        except ValueError:
+            continue
+    chosen = {i for i, leaf in enumerate(index.leaves) if leaf.grid_code and prefixes
+              and leaf.grid_code.startswith(tuple(prefixes))}
+    if geometry is not None and not geometry.is_empty and len(index.polygons):
+        candidates = np.array(
+            sorted(set(index.tree.query(geometry, predicate="intersects").tolist()) - chosen), dtype=np.int64
+        )
+        if len(candidates):
+            polygons = index.polygons[candidates]
+            grid_area = shapely.area(polygons)
+            overlap = grid_area.copy()
+            partly = ~shapely.contains(geometry, polygons)
+            overlap[partly] = shapely.area(shapely.intersection(polygons[partly], geometry))
+            enough = (overlap >= min_share * grid_area) | (overlap >= min_share * geometry.area)
+            chosen.update(int(i) for i in candidates[enough & (overlap > 0)])
+    found = sorted(chosen, key=lambda i: index.leaves[i].grid_code or "")
+    points = shapely.point_on_surface(index.polygons[found]) if found else []
+    grids = []
+    for i, point in zip(found, points, strict=True):
+        leaf = index.leaves[i]
+        grid, village = leaf.grid_code or "", leaf.village_code or ""
+        grids.append(AreaGrid(grid_code=grid, grid_name=index.names.get(grid, grid), village_code=village,
+                              village_name=index.names.get(village, village), lon=float(point.x),
+                              lat=float(point.y)))
+    return grids
 
 
 # --- map layers ---------------------------------------------------------------------------------

@@ -10,16 +10,20 @@ from sqlalchemy.orm import Session
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
-from cityops.core.deps import SessionDep, UnitOfWorkRoute
+from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
+from cityops.core.export import XLSX_MEDIA_TYPE, xlsx_response
 from cityops.core.i18n import locale_of
-from cityops.warning import service
+from cityops.warning import response, service
 from cityops.warning.schemas import (
+    EvacuationReport,
+    EvacuationTotals,
     ImportResult,
     WarningCancel,
     WarningCreate,
     WarningExtend,
     WarningPage,
     WarningRead,
+    WarningResponse,
     WarningUpdate,
 )
 
@@ -161,3 +165,56 @@ def cancel(
     """End the warning now, with the reason (a CAP Cancel; a draft is discarded without one)."""
     service.cancel(session, warning_id=warning_id, reason=body.reason, actor=user)
     return _read(session, request, warning_id)
+
+
+# --- the response: targets, notices, tasks, evacuations, history ----------------------------------
+
+Responder = Annotated[User, Depends(require_permission("warnings.respond"))]
+
+
+@router.get("/{warning_id}/response", response_model=WarningResponse, responses={404: CHANGE_ERRORS[404]})
+def get_response(warning_id: WarningId, session: SessionDep, user: Viewer) -> WarningResponse:
+    """What the warning set in motion: the grids and villages it covers, the people told of each CAP
+    message, its response tasks by status and the evacuation figures (tasks and figures in your scope)."""
+    return response.response_of(session, warning_id=warning_id, viewer=user)
+
+
+@router.post(
+    "/{warning_id}/evacuations",
+    response_model=EvacuationTotals,
+    status_code=201,
+    responses={
+        404: {"description": "No such warning, or a village outside your scope"},
+        409: {"description": "The warning has not gone out yet"},
+        422: CHANGE_ERRORS[422],
+    },
+)
+def report_evacuation(
+    warning_id: WarningId, body: EvacuationReport, session: SessionDep, user: Responder
+) -> EvacuationTotals:
+    """Report how many people of a village of the warning's area have been moved to safety so far (running
+    totals: the village's latest report holds its figures); answers the warning's figures."""
+    return response.report_evacuation(session, warning_id=warning_id, data=body, actor=user)
+
+
+@router.get(
+    "/{warning_id}/history.xlsx",
+    response_class=Response,
+    responses={
+        200: {"content": {XLSX_MEDIA_TYPE: {}}, "description": "The warning's history as a spreadsheet"},
+        404: CHANGE_ERRORS[404],
+    },
+)
+def export_history(
+    warning_id: WarningId, request: Request, session: SessionDep, user: Viewer, settings: SettingsDep
+) -> Response:
+    """The warning's lifecycle (each CAP message) and its response (notices, tasks, evacuations) in one
+    timeline, for after-action review (tasks and evacuations in your scope)."""
+    found = response.history(session, warning_id=warning_id, viewer=user, locale=locale_of(request))
+    return xlsx_response(
+        f"预警{warning_id}处置记录.xlsx",
+        "history",
+        response.HISTORY_HEADERS,
+        response.history_rows(found),
+        timezone=settings.display_timezone,
+    )

@@ -91,3 +91,92 @@ def import_(
         db.dispose()
     w = result.warning
     typer.echo(f"{result.outcome}: warning {w.id} ({w.status}, {w.level} {w.hazard}) {w.headline}")
+
+
+@app.command("history")
+def history(
+    warning_id: int = typer.Argument(..., help="Warning id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """A warning's lifecycle (each CAP message) and its response: notices, tasks, evacuations."""
+    from cityops.warning import response
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.sessions() as session:
+            found = response.history(session, warning_id=warning_id, locale=settings.default_locale)
+    except CityopsError as exc:
+        _fail(exc.message)
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps(found.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{found.warning_id}  {found.status}  {found.level}  {found.hazard}  {found.headline}")
+    for at, kind, event, level, subject, status, count, detail in response.history_rows(found):
+        line = "  ".join(str(v) for v in (kind, event, level, subject, status, count, detail) if v != "")
+        typer.echo(f"{cap.cap_time(at)}  {line}")
+
+
+stations_app = typer.Typer(help="Monitoring stations: their levels, and loading a stations file.",
+                           no_args_is_help=True)
+app.add_typer(stations_app, name="stations")
+
+
+@stations_app.command("list")
+def stations_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The stations with the level their newest readings reach and their warning."""
+    from cityops.warning import stations
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.sessions() as session:
+            page = stations.list_stations(session, locale=settings.default_locale)
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps(page.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    for s in page.items:
+        warning = f"warning {s.warning_id} {s.warning_status} {s.warning_level}" if s.warning_id else ""
+        typer.echo(f"{s.code:<22}  {s.kind:<9}  {s.level or '-':<6}  {s.name}  {warning}")
+    typer.echo(f"{page.total} stations")
+
+
+@stations_app.command("load")
+def stations_load(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="A stations file."),
+) -> None:
+    """Make the stations those of a file (validated whole: an error names the line or the field)."""
+    from cityops.warning import stations
+
+    db = Database(get_settings().database_url)
+    try:
+        with db.session() as session:
+            page = stations.load_text(session, text=file.read_text(encoding="utf-8"),
+                                      source=file.name)
+    except CityopsError as exc:
+        _fail(exc.message if exc.message.startswith(file.name) else f"{file.name}: {exc.message}")
+    finally:
+        db.dispose()
+    typer.echo(f"loaded {page.total} stations from {file.name}")
+
+
+@stations_app.command("confirm")
+def stations_confirm(code: str = typer.Argument(..., help="Station code.")) -> None:
+    """Confirm the level a station proposed: its pending warning goes out, or its warning is raised."""
+    from cityops.warning import monitor
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            issuer = service.Issuer.from_settings(settings)
+            warning = monitor.confirm(session, code=code, actor=None, issuer=issuer)
+            typer.echo(f"warning {warning.id}: {warning.status}, {warning.level}")
+    except CityopsError as exc:
+        _fail(exc.message)
+    finally:
+        db.dispose()

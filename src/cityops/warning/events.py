@@ -52,3 +52,16 @@ class WarningExpired(Event):
     topic = "warning.expired"
     warning_id: int
     identifier: str
+
+
+@event_type
+@dataclass(frozen=True)
+class StationLevelProposed(Event):
+    """A station's readings reached a level an operator confirms before it goes out: a new warning
+    waiting as pending, or an escalation of the station's warning in force (`warning_id` either way)."""
+
+    topic = "warning.station_level_proposed"
+    station_code: str
+    hazard: str
+    level: str
+    warning_id: int

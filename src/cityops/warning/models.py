@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cityops.core.db import Base, utcnow
@@ -85,3 +85,152 @@ class WarningMessage(Base):
     xml: Mapped[str] = mapped_column(Text)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- the response: targets, notices, tasks, evacuations ---------------------------------------------
+
+
+class WarningTarget(Base):
+    """A grid or a village a warning's area covers, kept as resolved so pages and the bench read it. One
+    that an update took out of the area keeps its row, with `removed_at`."""
+
+    __tablename__ = "warning_targets"
+    __table_args__ = (UniqueConstraint("warning_id", "code", name="uq_warning_targets_warning_id_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("warnings.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))  # grid or village
+    code: Mapped[str] = mapped_column(String(15))
+    village_code: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(String(100))
+    # A point inside it, where its tasks are placed (and so routed to its grid).
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    removed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WarningNotice(Base):
+    """One person told of one CAP message of a warning: at most once (a redelivered event tells nobody
+    again; a new message, e.g. the Update raising the warning to red, tells everyone again)."""
+
+    __tablename__ = "warning_notices"
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id", name="uq_warning_notices_message_id_user_id"),
+        Index("ix_warning_notices_warning_id_message_id", "warning_id", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("warnings.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("warning_messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(24))  # grid_worker, or village_head
+    target_code: Mapped[str] = mapped_column(String(15))
+    level: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WarningTask(Base):
+    """A response task of a warning's emergency plan: a case, once per (warning, plan item, target)."""
+
+    __tablename__ = "warning_tasks"
+    __table_args__ = (
+        UniqueConstraint(
+            "warning_id", "item", "target_code", name="uq_warning_tasks_warning_id_item_target_code"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("warnings.id", ondelete="CASCADE"))
+    item: Mapped[str] = mapped_column(String(81))  # plan code.item code, e.g. flood.evacuate_low_lying
+    level: Mapped[str] = mapped_column(String(8))  # the plan level the item belongs to
+    # A grid or village code, or the department's org unit code (dept-emergency).
+    target_code: Mapped[str] = mapped_column(String(40))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("warning_messages.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WarningEvacuation(Base):
+    """A village's report of the people it has moved to safety so far: the latest report of a village
+    holds its figures (running totals, so a report sent twice counts once)."""
+
+    __tablename__ = "warning_evacuations"
+    __table_args__ = (
+        Index("ix_warning_evacuations_warning_id_village_code", "warning_id", "village_code", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    warning_id: Mapped[int] = mapped_column(ForeignKey("warnings.id", ondelete="CASCADE"))
+    village_code: Mapped[str] = mapped_column(String(12))
+    evacuated: Mapped[int]  # people moved out of danger
+    sheltered: Mapped[int] = mapped_column(default=0)  # of them, in shelters
+    note: Mapped[str | None] = mapped_column(String(500), default=None)
+    reported_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    reported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- monitoring stations ---------------------------------------------------------------------------
+
+
+class WarningStation(Base):
+    """A monitoring station: a perception device and what warnings need to know of it (its kind, the
+    water body or hill, the villages it warns for, per metric the thresholds of the four levels), as
+    loaded from a stations file (data/stations.yaml for the demo; see stations.py)."""
+
+    __tablename__ = "warning_stations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(12))  # rain, river, reservoir, soil, slope
+    hazard: Mapped[str] = mapped_column(String(24))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), unique=True)
+    device_name: Mapped[str] = mapped_column(String(120))
+    # Where the device stood when the stations were loaded (for the map).
+    lon: Mapped[float]
+    lat: Mapped[float]
+    water_body: Mapped[str | None] = mapped_column(String(40), default=None)
+    hill: Mapped[str | None] = mapped_column(String(40), default=None)
+    # [{"code": ..., "name": ...}]: the divisions (low-lying villages downstream) it warns for.
+    villages: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # {metric: {level: threshold}}, e.g. {"level": {"blue": 2.6, "yellow": 3.2}}.
+    thresholds: Mapped[dict[str, dict[str, float]]] = mapped_column(JSON)
+    # Levels an operator confirms before they go out (the others are issued at once).
+    confirm_levels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    hold_s: Mapped[int]  # how long the readings stay below a level before the warning steps down
+    validity_s: Mapped[int]  # how long a station warning stays in force without new readings
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StationState(Base):
+    """Where a station stands for its hazard: the level its newest readings reach, the warning it
+    raised, an escalation awaiting confirmation, the hold before stepping down. The row is also the
+    lock that keeps two batches of one station from raising two warnings."""
+
+    __tablename__ = "warning_station_states"
+    __table_args__ = (
+        UniqueConstraint("station_id", "hazard", name="uq_warning_station_states_station_id_hazard"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("warning_stations.id", ondelete="CASCADE"))
+    hazard: Mapped[str] = mapped_column(String(24))
+    level: Mapped[str | None] = mapped_column(String(8), default=None)  # of the newest readings
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)  # metric -> value
+    reading_ts: Mapped[int | None] = mapped_column(BigInteger, default=None)  # ms, the readings' time
+    warning_id: Mapped[int | None] = mapped_column(
+        ForeignKey("warnings.id", ondelete="SET NULL"), default=None
+    )
+    proposed_level: Mapped[str | None] = mapped_column(String(8), default=None)
+    # The level of the station's warning an operator ended: not raised again unless passed.
+    suppressed_level: Mapped[str | None] = mapped_column(String(8), default=None)
+    below_since_ts: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    peak_level: Mapped[str | None] = mapped_column(String(8), default=None)  # highest during the hold
+    problem: Mapped[str | None] = mapped_column(String(300), default=None)  # readings left out, why
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from cityops.warning.models import HazardWarning, WarningMessage
+from cityops.core.auth.models import User
+from cityops.core.db import insert_or_ignore, utcnow
+from cityops.warning.models import (
+    HazardWarning,
+    StationState,
+    WarningEvacuation,
+    WarningMessage,
+    WarningNotice,
+    WarningStation,
+    WarningTarget,
+    WarningTask,
+)
 
 
 def get(session: Session, warning_id: int) -> HazardWarning | None:
@@ -94,3 +106,154 @@ def due_to_expire(session: Session, now: datetime, *, limit: int = 500) -> list[
             .limit(limit)
         )
     )
+
+
+# --- the response ----------------------------------------------------------------------------------
+
+CHUNK = 500  # codes or rows per statement: well inside every database's limit on bound parameters
+
+
+def targets_of(session: Session, warning_id: int) -> list[WarningTarget]:
+    return list(
+        session.scalars(
+            select(WarningTarget)
+            .where(WarningTarget.warning_id == warning_id)
+            .order_by(WarningTarget.kind, WarningTarget.code)
+        )
+    )
+
+
+def responders(session: Session, *, grid_codes: Sequence[str], village_codes: Sequence[str]) -> list[Any]:
+    """(user id, role, scope code) of the active grid workers of these grids and the active operators of
+    these villages' centres (a village centre's operator is the village's responsible person here)."""
+    found: list[Any] = []
+    for role, codes in (("grid_worker", list(grid_codes)), ("centre_operator", list(village_codes))):
+        for start in range(0, len(codes), CHUNK):
+            found += session.execute(
+                select(User.id, User.role, User.scope_code)
+                .where(
+                    User.is_active.is_(True),
+                    User.role == role,
+                    User.scope_code.in_(codes[start : start + CHUNK]),
+                )
+                .order_by(User.id)
+            ).all()
+    return found
+
+
+def add_notices(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert the notices not already there (one per message and person); the users of those inserted."""
+    if not rows:
+        return []
+    statement = (
+        insert_or_ignore(session, WarningNotice)
+        .on_conflict_do_nothing(index_elements=["message_id", "user_id"])
+        .returning(WarningNotice.user_id)
+    )
+    return [int(u) for u in session.execute(statement, list(rows)).scalars()]
+
+
+def notice_counts(session: Session, warning_id: int) -> list[Any]:
+    """(message id, role, people, first notice) per message of the warning that notified anyone."""
+    return list(
+        session.execute(
+            select(
+                WarningNotice.message_id,
+                WarningNotice.role,
+                func.count(WarningNotice.id),
+                func.min(WarningNotice.created_at),
+            )
+            .where(WarningNotice.warning_id == warning_id)
+            .group_by(WarningNotice.message_id, WarningNotice.role)
+            .order_by(WarningNotice.message_id, WarningNotice.role)
+        ).all()
+    )
+
+
+def people_notified(session: Session, warning_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count(func.distinct(WarningNotice.user_id))).where(
+                WarningNotice.warning_id == warning_id
+            )
+        )
+        or 0
+    )
+
+
+def tasks_of(
+    session: Session, warning_id: int, *, target_codes: Sequence[str] | None = None
+) -> list[WarningTask]:
+    query = select(WarningTask).where(WarningTask.warning_id == warning_id)
+    if target_codes is not None:
+        query = query.where(WarningTask.target_code.in_(list(target_codes)))
+    return list(session.scalars(query.order_by(WarningTask.id)))
+
+
+def evacuations_of(session: Session, warning_id: int) -> list[WarningEvacuation]:
+    """Every report of the warning, oldest first."""
+    return list(
+        session.scalars(
+            select(WarningEvacuation)
+            .where(WarningEvacuation.warning_id == warning_id)
+            .order_by(WarningEvacuation.id)
+        )
+    )
+
+
+# --- monitoring stations ---------------------------------------------------------------------------
+
+
+def all_stations(session: Session) -> list[WarningStation]:
+    return list(session.scalars(select(WarningStation).order_by(WarningStation.code)))
+
+
+def station_by_code(session: Session, code: str) -> WarningStation | None:
+    return session.scalar(select(WarningStation).where(WarningStation.code == code))
+
+
+def stations_of_devices(session: Session, device_ids: Iterable[int]) -> list[WarningStation]:
+    """The stations of these devices, in id order (the order their states are locked in)."""
+    ids = sorted(set(device_ids))
+    if not ids:
+        return []
+    return list(session.scalars(select(WarningStation).where(WarningStation.device_id.in_(ids))
+                                .order_by(WarningStation.id)))
+
+
+def station_states(session: Session, station_ids: Sequence[int]) -> dict[int, StationState]:
+    """Each station's state for the hazard it warns of now, by station id."""
+    if not station_ids:
+        return {}
+    rows = session.scalars(
+        select(StationState)
+        .join(WarningStation, WarningStation.id == StationState.station_id)
+        .where(StationState.station_id.in_(list(station_ids)), StationState.hazard == WarningStation.hazard)
+    )
+    return {row.station_id: row for row in rows}
+
+
+def warnings_by_id(session: Session, warning_ids: Iterable[int]) -> dict[int, HazardWarning]:
+    ids = list(set(warning_ids))
+    if not ids:
+        return {}
+    return {w.id: w for w in session.scalars(select(HazardWarning).where(HazardWarning.id.in_(ids)))}
+
+
+def lock_station_state(session: Session, station_id: int, hazard: str) -> StationState:
+    """The station's state for the hazard, created if new, held until the transaction ends: a second
+    batch of the station waits here and then reads what the first one did. The insert comes first:
+    on SQLite it takes the write lock before anything is read; on PostgreSQL the row is locked."""
+    session.execute(
+        insert_or_ignore(session, StationState)
+        .values(station_id=station_id, hazard=hazard, metrics={}, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["station_id", "hazard"])
+    )
+    state = session.scalar(
+        select(StationState)
+        .where(StationState.station_id == station_id, StationState.hazard == hazard)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert state is not None
+    return state

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cityops.core.auth.models import User
 from cityops.core.db import Database, utcnow
-from cityops.core.errors import Conflict, NotFound, ValidationFailed
+from cityops.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from cityops.core.events import Event, emit
 from cityops.core.i18n import gettext_for
 from cityops.core.scheduler import Job
@@ -457,14 +457,17 @@ def issue(
     now: datetime | None = None,
     source: str = "manual",
     source_detail: str = "",
+    pending: bool = False,
 ) -> HazardWarning:
-    """Issue a warning (a CAP Alert), or keep it as a draft (`data.draft`)."""
+    """Issue a warning (a CAP Alert), or keep it as a draft (`data.draft`), or, for a station's level
+    that an operator confirms first (`pending`), hold it until `release`."""
     now = now or utcnow()
     hazard = hazards.hazard(data.hazard)
     level = hazards.level(data.level)
     _check_times(data.onset, data.expires, now)
     area = resolve_area(session, polygon=data.area, codes=data.division_codes)
-    transition = transition_for(workflow_of(source), NEW, "draft" if data.draft else "issue")
+    action = "raise" if pending else "draft" if data.draft else "issue"
+    transition = transition_for(workflow_of(source), NEW, action)
     if not data.area_desc and not area.names:
         raise ValidationFailed(
             "describe the area (area_desc): it is drawn, not named by divisions", field="area_desc"
@@ -573,6 +576,20 @@ def release(
     return warning
 
 
+def _relevel(warning: HazardWarning, level: hazards.Level, data: WarningUpdate) -> None:
+    """A new level, and the default headlines that named the old one (unless new ones are given)."""
+    hazard = hazards.HAZARDS[warning.hazard]
+    if data.headline is None and warning.headline == default_headline(
+        warning.sender_name, hazard, hazards.LEVELS[warning.level]
+    ):
+        warning.headline = default_headline(warning.sender_name, hazard, level)
+    if data.headline_en is None and warning.headline_en == default_headline_en(
+        hazard, hazards.LEVELS[warning.level]
+    ):
+        warning.headline_en = default_headline_en(hazard, level)
+    warning.level = level.code
+
+
 def update(
     session: Session, *, warning_id: int, data: WarningUpdate, actor: User | None, now: datetime | None = None
 ) -> HazardWarning:
@@ -585,16 +602,7 @@ def update(
         raise ValidationFailed("nothing to update: give a level, area, text or expiry", field="level")
     previous_level = warning.level
     if "level" in changes:
-        level = hazards.level(changes["level"])
-        if data.headline is None and warning.headline == default_headline(
-            warning.sender_name, hazards.HAZARDS[warning.hazard], hazards.LEVELS[warning.level]
-        ):
-            warning.headline = default_headline(warning.sender_name, hazards.HAZARDS[warning.hazard], level)
-        if data.headline_en is None and warning.headline_en == default_headline_en(
-            hazards.HAZARDS[warning.hazard], hazards.LEVELS[warning.level]
-        ):
-            warning.headline_en = default_headline_en(hazards.HAZARDS[warning.hazard], level)
-        warning.level = level.code
+        _relevel(warning, hazards.level(changes["level"]), data)
     if "expires" in changes:
         _check_times(warning.onset, changes["expires"], now)
         warning.expires = changes["expires"]
@@ -637,6 +645,33 @@ def update(
             message_id=message.id,
         ),
     )
+    return warning
+
+
+def revise_pending(
+    session: Session, *, warning_id: int, data: WarningUpdate, now: datetime | None = None
+) -> HazardWarning:
+    """Change the level and texts of a station's warning that awaits an operator's confirmation: nothing
+    has gone out yet, so no message and no event (its Alert goes out on `release`)."""
+    now = now or utcnow()
+    warning = _get(session, warning_id)
+    if warning.status != "pending":
+        raise InvalidTransition(
+            f"warning {warning.id} is {warning.status}: only a warning awaiting confirmation changes "
+            f"without a message",
+            detail={"state": warning.status, "allowed": allowed_actions(workflow_of(warning.source),
+                                                                        warning.status)},
+        )
+    if data.level is not None:
+        _relevel(warning, hazards.level(data.level), data)
+    if data.expires is not None:
+        _check_times(warning.onset, data.expires, now)
+        warning.expires = data.expires
+    for key in ("description", "instruction", "description_en", "instruction_en"):
+        value = getattr(data, key)
+        if value is not None:
+            setattr(warning, key, value)
+    warning.updated_at = now
     return warning
 
 
