@@ -26,6 +26,10 @@ from cityops.perception.schemas import (
     DeviceCreate,
     DevicePage,
     DeviceRead,
+    DeviceUpdate,
+    ProvisioningRead,
+    ProvisioningWrite,
+    ProvisionRequest,
     RejectionsRead,
     RpcCreate,
     RpcPage,
@@ -380,3 +384,70 @@ async def client_rpc(access_token: DeviceToken, request: Request) -> Response:
 def device_attributes(device_id: DeviceId, session: SessionDep, user: Viewer) -> DeviceAttributesRead:
     """The device's client, shared and server attributes with when each was set."""
     return service.device_attributes(session, viewer=user, device_id=device_id)
+
+
+# --- provisioning -------------------------------------------------------------------------------
+
+ProfileCode = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="A device profile's code")]
+PROVISION_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": 'As ThingsBoard answers, the outcome in "status": SUCCESS with {"credentialsType": '
+                         '"ACCESS_TOKEN", "credentialsValue": token}; NOT_FOUND (a wrong key or secret, or '
+                         'provisioning disabled); FAILURE (the name or token is taken, the limit is reached; '
+                         'the reason in "reason")'},
+    400: {"description": "Not ThingsBoard's request: not JSON, or a field missing or of the wrong type "
+                         "(named in field)"},
+    413: {"description": f"Request larger than {service.MAX_PROVISION_BYTES} bytes"}}
+
+
+@devices_api.post("/provision", responses=PROVISION_ANSWERS, openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": ProvisionRequest.model_json_schema()}}}})
+async def provision(request: Request) -> Response:
+    """ThingsBoard's device provisioning: a device presenting its profile's provision key and secret
+    registers itself and gets its access token (see `cityops devices provisioning`)."""
+    body = await _limited_body(request, service.MAX_PROVISION_BYTES)
+    data = service.parse_provision_request(body)
+    db: Database = request.app.state.db
+
+    def run() -> dict[str, Any]:
+        with db.session() as session:
+            index = places_service.cache_for(request.app.state).index(session)
+            return service.provision(session, data=data, index=index, settings=request.app.state.settings,
+                                     request=request)
+
+    return JSONResponse(await run_in_threadpool(run))
+
+
+@router.get("/provisioning", response_model=list[ProvisioningRead])
+def list_provisioning(session: SessionDep, user: Manager) -> list[ProvisioningRead]:
+    """Provisioning of every profile it was enabled for, with the keys; never a secret."""
+    return service.list_provisioning(session, viewer=user)
+
+
+@router.get("/provisioning/{profile}", response_model=ProvisioningRead,
+            responses={404: {"description": "Never enabled for the profile, or outside your scope"}})
+def get_provisioning(profile: ProfileCode, session: SessionDep, user: Manager) -> ProvisioningRead:
+    """A profile's provisioning with its key and counts; never its secret."""
+    return service.get_provisioning(session, viewer=user, profile=profile)
+
+
+@router.put("/provisioning/{profile}", response_model=ProvisioningRead, responses={
+    422: {"description": "An unknown profile, division or department; the field is named"}})
+def put_provisioning(profile: ProfileCode, body: ProvisioningWrite, request: Request, session: SessionDep,
+                     user: Manager) -> ProvisioningRead:
+    """Enable, change or disable a profile's provisioning; fields left out keep their value. The answer
+    carries the secret only when it is new (the first time, or with rotate_secret): keep it then."""
+    index = places_service.cache_for(request.app.state).index(session)
+    return service.configure_provisioning(session, actor=user, profile=profile, data=body, index=index,
+                                          settings=request.app.state.settings, request=request)
+
+
+@router.patch("/devices/{device_id}", response_model=DeviceRead, responses={
+    409: {"description": "The name is taken"},
+    422: {"description": "A point outside the city; the field is named"}})
+def update_device(device_id: DeviceId, body: DeviceUpdate, request: Request, session: SessionDep,
+                  user: Manager) -> DeviceRead:
+    """Rename a device or give its position (lon and lat), placed as a new device is; a provisioned
+    device's position is confirmed by it."""
+    index = places_service.cache_for(request.app.state).index(session)
+    service.update_device(session, actor=user, device_id=device_id, data=body, index=index, request=request)
+    return service.get_device(session, viewer=user, device_id=device_id)

@@ -1,4 +1,5 @@
-"""`cityops devices ...`: list, register and import devices; rotate and revoke their tokens."""
+"""`cityops devices ...`: list, register and import devices; rotate and revoke their tokens; enable their
+self-provisioning."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from cityops.config import get_settings
 from cityops.core.db import Database
 from cityops.core.errors import CityopsError
 from cityops.perception import mqtt, service
-from cityops.perception.schemas import DeviceCreate
+from cityops.perception.schemas import DeviceCreate, ProvisioningRead, ProvisioningWrite
 from cityops.places import service as places_service
 
 app = typer.Typer(help="Devices: sensors and cameras, their access tokens and bulk import.",
@@ -159,3 +161,89 @@ def broker(port: int | None = typer.Option(None, help="Port to listen on (CITYOP
         db.dispose()
     typer.echo(f"starting {' '.join(command)}")
     os.execv(command[0], command)
+
+
+# --- provisioning -------------------------------------------------------------------------------
+
+provisioning_app = typer.Typer(help="Self-provisioning of devices with a profile's key and secret "
+                                    "(ThingsBoard's POST /api/v1/provision).", no_args_is_help=True)
+app.add_typer(provisioning_app, name="provisioning")
+
+
+def _configure(profile: str, **changes: object) -> ProvisioningRead:
+    """Change a profile's provisioning as the administrator; the error, if any, ends the command."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        with db.session() as session:
+            if not changes.get("division_code"):  # rotate and disable: only what was enabled
+                service.get_provisioning(session, viewer=None, profile=profile)
+            return service.configure_provisioning(
+                session, actor=None, profile=profile, data=ProvisioningWrite.model_validate(changes),
+                index=places_service.build_index(session), settings=settings)
+    except CityopsError as exc:
+        _fail(f"{exc.field + ': ' if exc.field else ''}{exc.message}")
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        _fail(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
+    finally:
+        db.dispose()
+
+
+def _show(found: ProvisioningRead) -> None:
+    state = "enabled" if found.enabled else "disabled"
+    typer.echo(f"provisioning of {found.profile}: {state}; devices are placed in {found.division_code}, "
+               f"owned by dept-{found.department}; {found.provisioned} of at most {found.max_devices} "
+               "provisioned")
+    typer.echo(f"provision key:    {found.provision_key}")
+    if found.secret is not None:
+        typer.echo(f"provision secret: {found.secret}")
+        typer.secho("The secret is shown this once and cannot be read again; `cityops devices provisioning "
+                    f"rotate {found.profile}` gives a new one.", err=True)
+    else:
+        typer.echo("provision secret: unchanged (never shown again; rotate gives a new one)")
+
+
+@provisioning_app.command()
+def enable(profile: str = typer.Argument(..., help="Device profile, e.g. smoke_detector."),
+           division: str = typer.Option(..., "--division", help="Division or grid code: new devices are "
+                                        "placed at its first grid until a manager gives their position."),
+           limit: int | None = typer.Option(None, "--limit", min=1, max=100_000,
+                                            help="At most this many provisioned devices (first time: "
+                                                 f"{service.DEFAULT_MAX_PROVISIONED})."),
+           department: str | None = typer.Option(None, help="Owning department's slug (org unit "
+                                                 "dept-<slug>); default the profile's.")) -> None:
+    """Enable provisioning for a profile; the first time, prints its new key and secret."""
+    _show(_configure(profile, enabled=True, division_code=division, max_devices=limit, department=department))
+
+
+@provisioning_app.command("rotate")
+def rotate_secret(profile: str = typer.Argument(..., help="Device profile.")) -> None:
+    """Give the profile a new provision secret (printed this once); the old one is refused from now on."""
+    _show(_configure(profile, rotate_secret=True))
+
+
+@provisioning_app.command()
+def disable(profile: str = typer.Argument(..., help="Device profile.")) -> None:
+    """Turn provisioning off for a profile: every request with its key answers NOT_FOUND."""
+    _show(_configure(profile, enabled=False))
+
+
+@provisioning_app.command("list")
+def list_provisioning(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Provisioning of every profile it was enabled for: key, placing, counts; never a secret."""
+    db = Database(get_settings().database_url)
+    try:
+        with db.sessions() as session:
+            found = service.list_provisioning(session, viewer=None)
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps([f.model_dump(mode="json", exclude={"secret"}) for f in found],
+                              ensure_ascii=False, indent=2))
+        return
+    for f in found:
+        typer.echo(f"{f.profile:<18}  {'enabled' if f.enabled else 'disabled':<8}  {f.provision_key}  "
+                   f"{f.division_code:<15}  dept-{f.department:<12}  {f.provisioned}/{f.max_devices}  "
+                   f"{f.failed_attempts} wrong secrets")
+    typer.echo(f"{len(found)} profiles")

@@ -42,6 +42,9 @@ class Device(Base):
     # speak for it, and the platform reaches it through that gateway's connection.
     gateway_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"),
                                                    default=None, index=True)
+    # False while the device stands where provisioning placed it (its division's first grid), until a
+    # manager gives its real position.
+    position_confirmed: Mapped[bool] = mapped_column(default=True)
 
 
 class DeviceAttribute(Base):
@@ -238,3 +241,29 @@ class DeviceDownlink(Base):
     topic: Mapped[str] = mapped_column(String(120))  # the device's topic, e.g. v1/devices/me/attributes
     payload: Mapped[Any] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeviceProvisioning(Base):
+    """ThingsBoard's device provisioning, enabled per profile by an administrator: a device that
+    presents the profile's key and secret registers itself (POST /api/v1/provision). The secret is
+    kept only as an HMAC; new devices are placed in `division_code` and owned by `department` (the
+    profile's when None), at most `max_devices` of them."""
+
+    __tablename__ = "device_provisioning"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    profile_code: Mapped[str] = mapped_column(String(40), unique=True)
+    provision_key: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    division_code: Mapped[str] = mapped_column(String(15))
+    department: Mapped[str | None] = mapped_column(String(32), default=None)
+    max_devices: Mapped[int] = mapped_column(Integer)
+    provisioned: Mapped[int] = mapped_column(Integer, default=0)
+    # Requests with this key and a wrong secret: shown to administrators, never to devices.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_provisioned_at: Mapped[datetime | None] = mapped_column(default=None)
+    secret_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -24,7 +24,8 @@ from cityops.core.longpoll import wakeups
 from cityops.core.templating import NavItem, form_refusal, register_nav, render
 from cityops.perception import profiles, rules, service
 from cityops.perception.api import MAX_ID, SEVERITY_PATTERN
-from cityops.perception.schemas import RpcCreate, RulesWrite
+from cityops.perception.schemas import DeviceUpdate, RpcCreate, RulesWrite
+from cityops.places import service as places_service
 
 router = APIRouter(route_class=UnitOfWorkRoute, include_in_schema=False)
 register_nav(NavItem("devices", N_("Devices"), "/devices", order=50, permission="devices.view",
@@ -356,3 +357,27 @@ def set_shared_attribute(request: Request, session: SessionDep, user: CurrentUse
     session.commit()  # before waking a device's HTTP poll in this process, so that it finds the update
     wakeups(request.app.state).notify(f"attributes:{device_id}")
     return RedirectResponse(f"/devices/{device_id}#attributes", status_code=303)
+
+
+# --- position (a provisioned device's, until a manager confirms it) ------------------------------
+
+
+@router.post("/devices/{device_id}/position", response_class=HTMLResponse, response_model=None)
+def set_position(request: Request, session: SessionDep, user: CurrentUser,
+                 device_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                 lon: Annotated[str, Form(max_length=40)] = "",
+                 lat: Annotated[str, Form(max_length=40)] = "") -> Response:
+    """Give the device's position from its page (devices.manage): placed in its grid and division as a
+    new device is, and confirmed."""
+    try:
+        try:
+            point = {"lon": float(lon), "lat": float(lat)}
+        except ValueError:
+            raise ValidationFailed("lon and lat: numbers (WGS84 degrees)", field="lon") from None
+        index = places_service.cache_for(request.app.state).index(session)
+        service.update_device(session, actor=user, device_id=device_id, data=DeviceUpdate(**point),
+                              index=index, request=request)
+    except (CityopsError, ValidationError) as exc:
+        message, status = form_refusal(session, exc, record_page=True)
+        return _device_page(request, session, user, device_id, error=message, status_code=status)
+    return RedirectResponse(f"/devices/{device_id}", status_code=303)

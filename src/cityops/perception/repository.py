@@ -35,6 +35,7 @@ from cityops.perception.models import (
     Alarm,
     Device,
     DeviceDownlink,
+    DeviceProvisioning,
     DeviceRpc,
     IngestRejection,
     RuleState,
@@ -573,3 +574,39 @@ def gateways_of(session: Session, device_ids: Iterable[int]) -> dict[int, tuple[
                            .where(Device.id.in_(ids), Device.gateway_id.is_not(None)))
     return {device_id: (gateway_id, name) for device_id, gateway_id, name in rows
             if gateway_id is not None}
+
+
+# --- provisioning -------------------------------------------------------------------------------
+
+
+def provisioning_by_key(session: Session, key: str) -> DeviceProvisioning | None:
+    return session.scalar(select(DeviceProvisioning).where(DeviceProvisioning.provision_key == key))
+
+
+def provisioning_of(session: Session, profile_code: str) -> DeviceProvisioning | None:
+    return session.scalar(select(DeviceProvisioning).where(DeviceProvisioning.profile_code == profile_code))
+
+
+def all_provisioning(session: Session) -> list[DeviceProvisioning]:
+    return list(session.scalars(select(DeviceProvisioning).order_by(DeviceProvisioning.profile_code)))
+
+
+def count_provisioning_failure(session: Session, provisioning_id: int, *, now: datetime) -> None:
+    session.execute(update(DeviceProvisioning).where(DeviceProvisioning.id == provisioning_id).values(
+        failed_attempts=DeviceProvisioning.failed_attempts + 1, last_failure_at=now)
+        .execution_options(synchronize_session=False))
+
+
+def take_provisioning_slot(session: Session, provisioning_id: int, *, now: datetime) -> bool:
+    """Count one more provisioned device, unless the limit is reached: one statement, so two requests
+    at once never pass the limit together."""
+    result = session.execute(update(DeviceProvisioning).where(
+        DeviceProvisioning.id == provisioning_id,
+        DeviceProvisioning.provisioned < DeviceProvisioning.max_devices).values(
+        provisioned=DeviceProvisioning.provisioned + 1, last_provisioned_at=now)
+        .execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def token_taken(session: Session, token: str) -> bool:
+    return session.scalar(select(exists().where(Device.access_token == token))) or False

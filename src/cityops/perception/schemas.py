@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Status = Literal["online", "offline", "inactive"]
 
@@ -51,6 +52,8 @@ class DeviceRead(BaseModel):
     # Only for those who manage devices; None for everyone else and once revoked.
     access_token: str | None = None
     latest: dict[str, LatestValue] = Field(default_factory=dict)
+    # False for a device that provisioned itself, until a manager gives its real position.
+    position_confirmed: bool = True
 
 
 class DevicePage(BaseModel):
@@ -238,3 +241,90 @@ class DeviceAttributesRead(BaseModel):
     client: list[AttributeRead]
     shared: list[AttributeRead]
     server: list[AttributeRead]
+
+
+class DeviceUpdate(BaseModel):
+    """A device's name and position, placed as a new device is (grid, village, division from the
+    point). Fields left out keep their value; a position is lon and lat together, and confirms it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+
+
+# --- device provisioning (ThingsBoard's POST /api/v1/provision) ---------------------------------
+
+# A token a device may choose: what is safe as a URL path segment and as an MQTT user name, long enough
+# not to be guessed easily (it is the device's only credential).
+TOKEN_PATTERN = r"^[A-Za-z0-9_.~-]{8,64}$"
+
+
+class ProvisionRequest(BaseModel):
+    """ThingsBoard's provisioning request. Without a name the device gets a generated one; it may ask
+    for its access token with `"credentialsType": "ACCESS_TOKEN", "token": "..."`. ThingsBoard's other
+    fields (gateway, the credentials of other types) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    device_name: str | None = Field(default=None, alias="deviceName", max_length=120)
+    provision_device_key: str = Field(alias="provisionDeviceKey", max_length=200)
+    provision_device_secret: str = Field(alias="provisionDeviceSecret", max_length=200)
+    credentials_type: str | None = Field(default=None, alias="credentialsType", max_length=40)
+    token: str | None = Field(default=None, max_length=64)
+
+    @field_validator("device_name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("the name is blank; leave deviceName out to get a generated one")
+        return value.strip() if value is not None else None
+
+    @field_validator("credentials_type")
+    @classmethod
+    def _credentials_type(cls, value: str | None) -> str | None:
+        if value is not None and value != "ACCESS_TOKEN":
+            raise ValueError("cityops issues access tokens only: ACCESS_TOKEN, or leave credentialsType out")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(TOKEN_PATTERN, value):
+            raise ValueError("an access token is 8 to 64 letters, digits and _ . ~ -")
+        return value
+
+
+class ProvisioningWrite(BaseModel):
+    """Enable, change or disable a profile's provisioning. Fields left out keep their value (a new one
+    needs division_code, and is enabled); rotate_secret gives a new secret, answered this once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    division_code: str | None = Field(default=None, pattern=r"^[0-9]{6,15}$")
+    max_devices: int | None = Field(default=None, ge=1, le=100_000)
+    # The slug of the owning department (org unit dept-<slug>); empty: the profile's own.
+    department: str | None = Field(default=None, pattern=r"^([a-z][a-z0-9-]{0,30})?$")
+    rotate_secret: bool = False
+
+
+class ProvisioningRead(BaseModel):
+    profile: str
+    profile_name: str
+    enabled: bool
+    # The key devices present with the secret; not secret on its own.
+    provision_key: str
+    division_code: str
+    department: str
+    org_unit: UnitRef | None
+    max_devices: int
+    provisioned: int
+    failed_attempts: int
+    last_failure_at: datetime | None
+    last_provisioned_at: datetime | None
+    secret_changed_at: datetime
+    updated_at: datetime
+    # Only in the answer that made it (enabling for the first time, or rotating): never again.
+    secret: str | None = None

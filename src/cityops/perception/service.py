@@ -6,12 +6,14 @@ answered on its own."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,12 +22,16 @@ from zoneinfo import ZoneInfo
 import orjson
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.requests import Request
 
 from cityops.cases import service as case_service
+from cityops.config import Settings
+from cityops.core.auth import audit
 from cityops.core.auth.models import OrgUnit, User
 from cityops.core.auth.roles import has_permission
-from cityops.core.auth.scope import authorize, scope_filter
+from cityops.core.auth.scope import authorize, can_access, scope_filter
 from cityops.core.db import Database, insert_all, insert_or_ignore, utcnow
 from cityops.core.errors import CityopsError, Conflict, Forbidden, NotFound, TooManyRequests, ValidationFailed
 from cityops.core.events import Event, emit, event_type
@@ -42,6 +48,7 @@ from cityops.perception.models import (
     Device,
     DeviceAttribute,
     DeviceDownlink,
+    DeviceProvisioning,
     DeviceRpc,
     IngestRejection,
     RuleSet,
@@ -59,12 +66,16 @@ from cityops.perception.schemas import (
     DeviceCreate,
     DevicePage,
     DeviceRead,
+    DeviceUpdate,
     FalseAlarmPage,
     FalseAlarmRate,
     FireAlarmRead,
     FireBoard,
     FireCounts,
     LatestValue,
+    ProvisioningRead,
+    ProvisioningWrite,
+    ProvisionRequest,
     RejectionRead,
     RejectionsRead,
     RpcCreate,
@@ -103,6 +114,37 @@ class AlarmCleared(Event):
     device_id: int
     type: str
     case_id: int | None
+
+
+@event_type
+@dataclass(frozen=True)
+class ReadingsStored(Event):
+    """The numeric points a batch stored for devices of the watched profiles (see watch_profiles), as
+    [device_id, key, ts, value]: packages above perception learn of readings right after they are
+    stored, without polling, while the traffic of other profiles emits nothing."""
+
+    topic = "perception.readings_stored"
+    readings: list[tuple[int, str, int, float]]
+
+
+# Profiles whose stored readings are announced (ReadingsStored). Filled at install time by the packages
+# that react to readings (the warning package's monitoring stations); replaced whole, never mutated.
+_watched_profiles: frozenset[str] = frozenset()
+
+
+def watch_profiles(codes: Iterable[str]) -> None:
+    """Announce the numeric readings of devices of these profiles in one ReadingsStored event per
+    batch, from now on in this process (calling it again adds profiles)."""
+    global _watched_profiles
+    for code in codes:
+        profiles.registry().get(code)  # an unknown profile is a ValidationFailed naming it
+    _watched_profiles = _watched_profiles | frozenset(codes)
+
+
+def watched_profiles() -> frozenset[str]:
+    return _watched_profiles
+
+
 MAX_EXPORT = 100_000
 MAP_POINTS = 5_000
 
@@ -169,7 +211,10 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
         repo.lock_devices(session, active)
     if points:
         _store_points(session, points)
-        _evaluate_rules(session, points, {**by_id, **{d.id: d for d in by_token.values()}})
+        devices = {**by_id, **{d.id: d for d in by_token.values()}}
+        _evaluate_rules(session, points, devices)
+        if _watched_profiles:
+            _announce(session, points, devices)
     if attributes:
         stmt = insert_or_ignore(session, DeviceAttribute)
         session.execute(stmt.on_conflict_do_update(
@@ -187,6 +232,18 @@ def store_uploads(session: Session, uploads: Sequence[Upload], *,
     if rejections:
         session.execute(insert(IngestRejection), rejections)
     return outcomes
+
+
+def _announce(session: Session, points: Sequence[tuple[int, Point]], devices: dict[int, Device]) -> None:
+    """One ReadingsStored for the batch's numeric points of devices of the watched profiles."""
+    watched = {device_id for device_id, device in devices.items()
+               if device.profile_code in _watched_profiles}
+    if not watched:
+        return
+    readings = [(device_id, key, ts, num) for device_id, (key, ts, num, _text) in points
+                if num is not None and device_id in watched]
+    if readings:
+        emit(session, ReadingsStored(readings=readings))
 
 
 def _store_points(session: Session, points: Sequence[tuple[int, Point]]) -> None:
@@ -581,7 +638,8 @@ def to_read(session: Session, device: Device, *, viewer: User | None, now: datet
         org_unit=UnitRef(id=unit.id, code=unit.code, name=unit.name) if unit else None,
         status=status_of(device, now=now), last_activity_at=device.last_activity_at,
         synthetic=device.synthetic, gateway_id=device.gateway_id,
-        access_token=device.access_token if _may_manage(viewer) else None, latest=latest)
+        access_token=device.access_token if _may_manage(viewer) else None, latest=latest,
+        position_confirmed=device.position_confirmed)
 
 
 def _check_manage(actor: User | None) -> None:
@@ -1442,3 +1500,254 @@ def child_attributes(session: Session, *, device_id: int, request: GatewayPart) 
     if not request.single:
         return {**answer, "values": values}
     return {**answer, "value": values[keys[0]]} if keys[0] in values else answer
+
+
+# --- provisioning -------------------------------------------------------------------------------
+# ThingsBoard's device provisioning, its "allow to create new devices" strategy: an administrator
+# enables it per profile, which gives the profile a key and a secret; a device that presents both
+# registers itself (POST /api/v1/provision) and gets its access token. As ThingsBoard answers:
+# - a wrong key, a wrong secret and a disabled profile answer NOT_FOUND, all alike, so nothing tells
+#   which part was wrong;
+# - a name already taken answers FAILURE, as do a reached limit and an access token already taken;
+#   cityops adds the reason (only the holder of the secret gets this far);
+# - the answers are HTTP 200 with the status in the body. A request that is not ThingsBoard's (not
+#   JSON, a field missing or of the wrong type) is refused 400 naming the field.
+# The secret is random (192 bits) and kept as an HMAC keyed with a secret derived from the
+# installation's (Settings.derived_secret): the database alone cannot check a guess, and the check
+# compares in constant time. No request rate guesses such a secret, so a key is never locked after
+# failures (a lock would let anyone who knows the key, which is in the devices' firmware, stop the
+# city's devices from provisioning); the wrong secrets are counted per key and shown to
+# administrators, who rotate the secret or disable provisioning.
+# A new device stands at the first grid of the configured division, its position unconfirmed until a
+# manager gives the real one (update_device); it is owned by the configured department or else the
+# profile's, carries ThingsBoard's server attribute provisionState = "provisioned", and its token
+# reaches the MQTT broker as every new token does (the ingest workers' CredentialsSync).
+
+PROVISION_PURPOSE = "cityops-device-provisioning"
+DEFAULT_MAX_PROVISIONED = 100
+MAX_PROVISION_BYTES = 4096
+NOT_FOUND_MESSAGE = "Provision data was not found!"  # ThingsBoard's words, which its SDKs show
+FAILURE_MESSAGE = "Failed to provision device!"
+PROVISION_STATE = ("provisionState", "provisioned")  # ThingsBoard's server attribute on such a device
+PROVISION_USERNAME = "provision"  # ThingsBoard's MQTT user name for provisioning: never a device's token
+
+
+class _NotProvisioned(Exception):
+    """Why a request with the right key and secret made no device (answered FAILURE)."""
+
+
+def _secret_hash(settings: Settings, secret: str) -> str:
+    key = settings.derived_secret(PROVISION_PURPOSE).encode()
+    return hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_provision_request(body: bytes) -> ProvisionRequest:
+    """ThingsBoard's provisioning request from a request body; a ValidationFailed (400) naming the
+    field otherwise."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed(f"not valid JSON ({exc})", field="body", status=400) from None
+    if not isinstance(data, dict):
+        raise ValidationFailed('not a JSON object such as {"deviceName": "...", "provisionDeviceKey": "...", '
+                               '"provisionDeviceSecret": "..."}', field="body", status=400)
+    try:
+        return ProvisionRequest.model_validate(data)
+    except PydanticValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "body"
+        message = str(error["ctx"]["error"]) if error["type"] == "value_error" else error["msg"]
+        raise ValidationFailed(f"{field}: {message}", field=field, status=400) from None
+
+
+def _failure(reason: str) -> dict[str, Any]:
+    return {"status": "FAILURE", "errorMsg": FAILURE_MESSAGE, "reason": reason}
+
+
+def provision(session: Session, *, data: ProvisionRequest, index: PlaceIndex, settings: Settings,
+              request: Request | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """ThingsBoard's answer to a provisioning request (see the rules above): SUCCESS with the new
+    device's access token, NOT_FOUND or FAILURE."""
+    now = now or utcnow()
+    key = data.provision_device_key
+    config = repo.provisioning_by_key(session, key) if key else None
+    # The secret is hashed and compared even for an unknown key: the answer and the work are the same
+    # (but for the count of a known key's failures; the key is not the secret).
+    given = _secret_hash(settings, data.provision_device_secret)
+    matches = hmac.compare_digest(given, config.secret_hash if config is not None else "0" * len(given))
+    if config is not None and not matches:
+        repo.count_provisioning_failure(session, config.id, now=now)
+    if config is None or not matches or not data.provision_device_secret or not config.enabled:
+        return {"status": "NOT_FOUND", "errorMsg": NOT_FOUND_MESSAGE}
+    try:
+        device = _provisioned_device(session, config, data, index=index, settings=settings, now=now)
+    except _NotProvisioned as exc:
+        return _failure(str(exc))
+    audit.record(session, None, "create", "device", device.id, division_code=device.division_code,
+                 request=request, username=f"provision:{config.profile_code}",
+                 detail={"provisioned": config.profile_code, "name": device.name,
+                         "token_chosen": data.credentials_type == "ACCESS_TOKEN" and data.token is not None})
+    return {"credentialsType": "ACCESS_TOKEN", "credentialsValue": device.access_token, "status": "SUCCESS"}
+
+
+def _provisioned_device(session: Session, config: DeviceProvisioning, data: ProvisionRequest, *,
+                        index: PlaceIndex, settings: Settings, now: datetime) -> Device:
+    """The device a request provisions, or _NotProvisioned with the reason; nothing is kept then (the
+    slot counted against the limit included)."""
+    try:
+        profile = profiles.registry().get(config.profile_code)
+    except ValidationFailed as exc:
+        raise _NotProvisioned(exc.message) from None
+    name = data.device_name or f"{profile.code}-{secrets.token_hex(5)}"  # ThingsBoard names it at random
+    # ThingsBoard takes the token only with its type; without, the device gets a new one.
+    token = data.token if data.credentials_type == "ACCESS_TOKEN" else None
+    if token is not None and (token in (PROVISION_USERNAME, settings.mqtt_user)
+                              or repo.token_taken(session, token)):
+        raise _NotProvisioned("the access token asked for is taken; ask for another or leave it out")
+    grids = places_service.grids_in_area(index, codes=[config.division_code])
+    if not grids:
+        raise _NotProvisioned(f"division {config.division_code} has no grid to place devices in")
+    unit_id = _unit_id(session, config.department or profile.department)
+    try:
+        with session.begin_nested():
+            if not repo.take_provisioning_slot(session, config.id, now=now):
+                raise _NotProvisioned(f"the limit of {config.max_devices} provisioned devices of this "
+                                      "profile is reached")
+            spot = DeviceCreate(name=name, profile=profile.code, lon=grids[0].lon, lat=grids[0].lat)
+            [made] = register_devices(session, items=[spot], index=index, actor=None, now=now)
+            if isinstance(made, CityopsError):
+                raise _NotProvisioned(made.message)
+            made.access_token = token or made.access_token
+            made.org_unit_id = unit_id
+            made.position_confirmed = False
+            key, value = PROVISION_STATE
+            session.add(DeviceAttribute(device_id=made.id, scope="server", key=key, value=value,
+                                        updated_at=now))
+            session.flush()
+    except IntegrityError:  # the same name or token, registered by another request at this moment
+        raise _NotProvisioned("a device of this name or token was registered at the same moment") from None
+    return made
+
+
+def _unit_id(session: Session, department: str) -> int | None:
+    return session.scalar(select(OrgUnit.id).where(OrgUnit.code == f"dept-{department}"))
+
+
+def _provisioning_read(session: Session, config: DeviceProvisioning, *, secret: str | None = None,
+                       ) -> ProvisioningRead:
+    try:
+        profile = profiles.registry().get(config.profile_code)
+        profile_name, department = profile.name_zh, config.department or profile.department
+    except ValidationFailed:  # a profile removed from the file since: its provisioning still shows
+        profile_name, department = config.profile_code, config.department or ""
+    unit = session.scalar(select(OrgUnit).where(OrgUnit.code == f"dept-{department}")) if department else None
+    return ProvisioningRead(
+        profile=config.profile_code, profile_name=profile_name, enabled=config.enabled,
+        provision_key=config.provision_key, division_code=config.division_code, department=department,
+        org_unit=UnitRef(id=unit.id, code=unit.code, name=unit.name) if unit else None,
+        max_devices=config.max_devices, provisioned=config.provisioned,
+        failed_attempts=config.failed_attempts,
+        last_failure_at=config.last_failure_at, last_provisioned_at=config.last_provisioned_at,
+        secret_changed_at=config.secret_changed_at, updated_at=config.updated_at, secret=secret)
+
+
+def _visible_provisioning(session: Session, *, viewer: User | None,
+                          profile: str) -> DeviceProvisioning | None:
+    _check_manage(viewer)
+    code = profiles.registry().get(profile).code
+    config = repo.provisioning_of(session, code)
+    if config is not None and viewer is not None:
+        authorize(viewer, division_code=config.division_code, resource="provisioning of profile",
+                  resource_id=code)
+    return config
+
+
+def get_provisioning(session: Session, *, viewer: User | None, profile: str) -> ProvisioningRead:
+    """A profile's provisioning, with its key; never its secret."""
+    config = _visible_provisioning(session, viewer=viewer, profile=profile)
+    if config is None:
+        raise NotFound(f"provisioning of profile {profile!r} was never enabled")
+    return _provisioning_read(session, config)
+
+
+def list_provisioning(session: Session, *, viewer: User | None) -> list[ProvisioningRead]:
+    """Every profile's provisioning in the viewer's scope, with its key; never a secret."""
+    _check_manage(viewer)
+    return [_provisioning_read(session, c) for c in repo.all_provisioning(session)
+            if viewer is None or can_access(viewer, division_code=c.division_code)]
+
+
+def configure_provisioning(session: Session, *, actor: User | None, profile: str, data: ProvisioningWrite,
+                           index: PlaceIndex, settings: Settings, request: Request | None = None,
+                           now: datetime | None = None) -> ProvisioningRead:
+    """Enable, change or disable a profile's provisioning (fields left out keep their value). The
+    secret is in the answer only when it is new: enabling for the first time, or rotating."""
+    now = now or utcnow()
+    config = _visible_provisioning(session, viewer=actor, profile=profile)
+    code = profiles.registry().get(profile).code
+    division = data.division_code or (config.division_code if config is not None else None)
+    if division is None:
+        raise ValidationFailed("name the division where provisioned devices are placed",
+                               field="division_code")
+    if not places_service.grids_in_area(index, codes=[division]):
+        raise ValidationFailed(f"{division} is no division or grid of the city with grids",
+                               field="division_code")
+    if actor is not None:
+        authorize(actor, division_code=division, resource="division", resource_id=division, hide=False)
+    department = data.department if data.department is not None else (config.department if config else None)
+    if department and _unit_id(session, department) is None:
+        raise ValidationFailed(f"no department dept-{department}", field="department")
+    created = config is None
+    secret = secrets.token_urlsafe(24) if created or data.rotate_secret else None
+    if config is None:
+        config = DeviceProvisioning(profile_code=code, provision_key=secrets.token_urlsafe(15), enabled=True,
+                                    max_devices=DEFAULT_MAX_PROVISIONED, provisioned=0, failed_attempts=0,
+                                    created_at=now)
+        session.add(config)
+    if secret is not None:
+        config.secret_hash, config.secret_changed_at = _secret_hash(settings, secret), now
+    config.enabled = config.enabled if data.enabled is None else data.enabled
+    config.division_code, config.department, config.updated_at = division, department or None, now
+    config.max_devices = data.max_devices or config.max_devices
+    session.flush()
+    audit.record(session, actor, "create" if created else "update", "device_provisioning",
+                 code, division_code=division, request=request,
+                 detail={"enabled": config.enabled, "max_devices": config.max_devices,
+                         "department": config.department, "new_secret": secret is not None})
+    return _provisioning_read(session, config, secret=secret)
+
+
+def update_device(session: Session, *, actor: User | None, device_id: int, data: DeviceUpdate,
+                  index: PlaceIndex, request: Request | None = None) -> Device:
+    """Rename a device or give its position, placed as a new device is (grid, village and division from
+    the point, in the actor's scope); a position given is confirmed."""
+    device = visible_device(session, viewer=actor, device_id=device_id)
+    _check_manage(actor)
+    if (data.lon is None) != (data.lat is None):
+        raise ValidationFailed("a position is lon and lat together",
+                               field="lat" if data.lat is None else "lon")
+    changed: dict[str, Any] = {}
+    name = data.name.strip() if data.name is not None else device.name
+    if not name:
+        raise ValidationFailed("the name is blank", field="name")
+    if name != device.name:
+        if repo.devices_by_name(session, [name]):
+            raise Conflict(f"a device named {name!r} exists already", field="name")
+        changed["name"] = name
+    if data.lon is not None and data.lat is not None:
+        point = DeviceCreate(name=device.name, profile=device.profile_code, lon=data.lon, lat=data.lat)
+        placed = _placed(point, index, actor)
+        changed.update({k: placed[k] for k in ("lon", "lat", "grid_code", "village_code", "division_code")},
+                       position_confirmed=True)
+    was = device.division_code
+    try:
+        with session.begin_nested():
+            for key, value in changed.items():
+                setattr(device, key, value)
+            session.flush()
+    except IntegrityError:  # renamed to the same name by someone else at this moment
+        raise Conflict(f"a device named {name!r} exists already", field="name") from None
+    if changed:
+        audit.record(session, actor, "update", "device", device.id, division_code=device.division_code,
+                     request=request, detail={"changed": sorted(changed), "division_before": was})
+    return device
