@@ -21,18 +21,31 @@ def simulate(
     seed: int | None = typer.Option(None, "--seed", help="Random seed, for a repeatable run."),
     devices: bool = typer.Option(True, "--devices/--no-devices",
                                  help="Also let the synthetic devices report, with fires and faults."),
+    rain_every: int = typer.Option(1800, "--rain-every", min=0,
+                                   help="Seconds between heavy-rain episodes at the monitoring stations "
+                                        "(the first after as long; 0: none)."),
+    rain_speed: float = typer.Option(360.0, "--rain-speed", min=1,
+                                     help="Episode seconds per second (360: an episode hour in 10 s)."),
+    mqtt: bool = typer.Option(False, "--mqtt/--no-mqtt",
+                              help="The devices report over MQTT, each with its access token, through the "
+                                   "broker at CITYOPS_MQTT_HOST:CITYOPS_MQTT_PORT (`cityops mqtt broker`, "
+                                   "with `cityops mqtt ingest` storing) rather than into the store."),
 ) -> None:
     """Add citizen reports, grid workers' visits with issues and problems reported on the spot at a
     steady rate, through the same services as real input (labelled synthetic). Each makes one case."""
     import threading
 
     from cityops.core.db import Database
+    from cityops.demo.device_mqtt import MqttDevices
     from cityops.demo.devices import DeviceSimulator
     from cityops.demo.simulator import Simulator
 
     db = Database(get_settings().database_url)
     sim = Simulator(db, rate=rate, duration=duration, seed=seed)
-    device_sim = DeviceSimulator(db, seed=seed)
+    settings = get_settings()
+    over_mqtt = MqttDevices(settings.mqtt_host, settings.mqtt_port) if mqtt else None
+    device_sim = DeviceSimulator(db, seed=seed, rain_every_s=rain_every, rain_speed=rain_speed,
+                                 over_mqtt=over_mqtt)
     device_thread = threading.Thread(target=device_sim.run, kwargs={"duration": duration}, daemon=True)
     if devices:
         device_thread.start()
@@ -51,9 +64,12 @@ def simulate(
     device_sim.stop()
     if devices:
         device_thread.join(timeout=30)
+    if over_mqtt is not None:
+        over_mqtt.close()
     db.dispose()
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(report.by_kind.items())) or "none"
     typer.echo(f"simulated {report.events} events ({kinds}); {report.failures} failed")
     if devices:
         done = device_sim.report
-        typer.echo(f"devices: {done.readings} readings, {done.fires} fires, {done.faults} faulty sensors")
+        typer.echo(f"devices: {done.readings} readings, {done.fires} fires, {done.faults} faulty sensors, "
+                   f"{device_sim.stations.episodes} heavy-rain episodes")

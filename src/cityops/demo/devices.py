@@ -1,6 +1,7 @@
 """The device side of the live demo: every synthetic device that reported at seeding reports again at
 its profile's interval (each at its own phase, so the load is even), through the perception
-service's ingestion path, with injected incidents — a fire (a smoke detector and the camera boxes
+service's ingestion path, or over MQTT as the devices themselves (device_mqtt.py; what `./run demo`
+does), with injected incidents — a fire (a smoke detector and the camera boxes
 around it), a faulty temperature sensor reading 85 °C, a smoke detector going silent for a while (an
 offline alarm once its no-data rule's intervals pass) — so alarms and their cases appear while the
 demo runs. Readings come from the seed's generator, healthy and below every limit."""
@@ -19,9 +20,12 @@ from sqlalchemy import select
 
 from cityops.core.db import Database
 from cityops.core.geo import distance_km
+from cityops.demo.device_mqtt import MqttDevices
 from cityops.perception import demo as perception_demo
 from cityops.perception import profiles, service
 from cityops.perception.models import Device
+from cityops.warning import episode
+from cityops.warning import stations as warning_stations
 
 log = logging.getLogger(__name__)
 FIRE_RADIUS_M = 150.0
@@ -49,8 +53,12 @@ class DeviceSimulator:
     `outage_every_s` seconds."""
 
     def __init__(self, db: Database, *, seed: int | None = None, fire_every_s: int = 600,
-                 fault_every_s: int = 900, outage_every_s: int = 1200) -> None:
+                 fault_every_s: int = 900, outage_every_s: int = 1200, rain_every_s: int = 0,
+                 rain_speed: float = episode.DEFAULT_SPEED, over_mqtt: MqttDevices | None = None) -> None:
         self.db = db
+        # The devices report through the broker, each with its own token, when given; else straight
+        # into the ingestion service (what the HTTP API and the ingest workers call).
+        self.over_mqtt = over_mqtt
         self.rng = random.Random(seed)
         self.fire_every_s = fire_every_s
         self.fault_every_s = fault_every_s
@@ -63,20 +71,27 @@ class DeviceSimulator:
         self.schedule: dict[int, dict[int, list[SimulatedDevice]]] = {}
         self.faulty: dict[str, int] = {}  # token -> readings left reading 85 °C
         self.start_ms = int(time.time() * 1000)
+        # The monitoring stations report what a station reads (and, every rain_every_s seconds, a
+        # heavy-rain episode at rain_speed), not the profile's generic values.
+        self.stations = episode.StationFeed(db, seed=seed, rain_every_s=rain_every_s, speed=rain_speed)
 
     def load(self) -> int:
-        """The synthetic devices that report (the seed's silent ones stay silent); how many."""
+        """The synthetic devices that report (the seed's silent ones stay silent), the stations'
+        among them fed by the stations' feed; how many."""
         with self.db.sessions() as session:
-            rows = session.execute(select(Device.access_token, Device.profile_code, Device.lon, Device.lat)
+            fed = warning_stations.device_ids(session)
+            rows = session.execute(select(Device.id, Device.access_token, Device.profile_code, Device.lon,
+                                          Device.lat)
                                    .where(Device.synthetic.is_(True), Device.access_token.is_not(None),
                                           Device.last_activity_at.is_not(None)).order_by(Device.id))
-            self.devices = [SimulatedDevice(token, code, lon, lat) for token, code, lon, lat in rows if token]
+            self.devices = [SimulatedDevice(token, code, lon, lat)
+                            for device_id, token, code, lon, lat in rows if token and device_id not in fed]
         schedule: dict[int, dict[int, list[SimulatedDevice]]] = defaultdict(lambda: defaultdict(list))
         for device in self.devices:
             interval = profiles.registry().get(device.profile).report_interval_s
             schedule[interval][self.rng.randrange(interval)].append(device)
         self.schedule = {i: dict(phases) for i, phases in schedule.items()}
-        return len(self.devices)
+        return len(self.devices) + self.stations.load()
 
     def _values(self, device: SimulatedDevice, ts: int) -> dict[str, float | str | bool]:
         values = perception_demo.reading(self.rng, device.profile, ts)
@@ -87,6 +102,9 @@ class DeviceSimulator:
         return values
 
     def _send(self, batch: list[tuple[SimulatedDevice, dict[str, float | str | bool]]], ts: int) -> None:
+        if self.over_mqtt is not None:
+            self.report.readings += self.over_mqtt.send([(d.token, ts, values) for d, values in batch])
+            return
         at = datetime.fromtimestamp(ts / 1000, UTC)  # the run's clock, which tests may run ahead
         uploads = [service.Upload(d.token, "http", points=perception_demo.points_of(values, ts),
                                   received_at=at) for d, values in batch]
@@ -100,6 +118,7 @@ class DeviceSimulator:
                for d in phases.get(-second % interval, ()) if self.silent_until.get(d.token, 0) <= second]
         if due:
             self._send([(d, self._values(d, ts)) for d in due], ts)
+        self.report.readings += self.stations.tick(second, ts)
         if self.fire_every_s and second and second % self.fire_every_s == 0:
             self.inject_fire(second)
         if self.fault_every_s and second and second % self.fault_every_s == 0:
