@@ -29,6 +29,8 @@ from cityops.core.auth.sessions import issue_token
 from cityops.core.db import Database, utcnow
 from cityops.core.export import XLSX_MEDIA_TYPE
 from cityops.core.notifications import Notification
+from cityops.credit import codes as credit_codes
+from cityops.credit import service as credit_service
 from cityops.perception import service as perception_service
 from cityops.perception.models import Alarm
 from cityops.perception.schemas import DeviceCreate, RpcCreate
@@ -45,6 +47,13 @@ REFERENCE_PARAMS = {"/api/places/divisions/{code}", "/api/places/grids/{code}", 
 # Warnings are published to the public (CAP scope Public): every staff member who reads warnings reads
 # them all, wherever their area. Changing one takes warnings.issue, which a village operator lacks.
 REFERENCE_PARAMS |= {"/api/warnings/{warning_id}", "/api/warnings/{warning_id}/cap"}
+# The response to a warning: its area (grids and villages) is public like the warning; its tasks and
+# evacuation figures are those in the reader's scope, and figures are reported for a village in one's
+# scope only (404 otherwise, tested in tests/warning/test_response.py).
+REFERENCE_PARAMS |= {"/api/warnings/{warning_id}/response", "/api/warnings/{warning_id}/history.xlsx",
+                     "/api/warnings/{warning_id}/evacuations"}
+# So are the monitoring stations and the levels they read (the public's rain gauges and river levels).
+REFERENCE_PARAMS |= {"/api/warnings/stations/{station_code}"}
 # Open311 is the city's public interface for citizens' reports: it answers without a session, shows only
 # public case types and never personal information. Still checked for leaks.
 OPEN311 = "/open311/v2/"
@@ -92,8 +101,10 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         notification_id = notice.id
     governance_items = foreign_governance_items(client, db)  # projects, meetings, risks
     device = foreign_device(client, db)
+    entity = foreign_entity(client, db)
     logout(client)
     warning_id = foreign_warning(client, db)
+    warning_markers = foreign_warning_response(client, warning_id)
     login(client, "village2.grid")
     field_work = foreign_field_work(client, db)  # a visit, a problem report and a patrol
     logout(client)
@@ -120,6 +131,8 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
         markers |= {FOREIGN_PARTY, FOREIGN_PARTY_ID, dispute.json()["case_number"]}
         markers |= field_work.pop("markers")
         markers |= {device["name"], device["access_token"]}
+        markers |= entity.pop("markers")
+        markers |= warning_markers
         number = case.json()["number"]
         return {"user_id": other.id, "prefix": token.prefix, "code": other.scope_code,
                 "markers": markers, "case_id": case.json()["id"], "action": "accept",
@@ -128,9 +141,26 @@ def foreign(db: Database, client: TestClient) -> dict[str, Any]:
                 "incident_no": FOREIGN_INCIDENT, "attachment_id": attachment.json()["id"],
                 "notification_id": notification_id,
                 "job_id": export.json()["id"], "device_id": device["id"], "alarm_id": device["alarm_id"],
-                "rpc_id": device["rpc_id"],
-                "access_token": device["access_token"], "warning_id": warning_id,
+                "rpc_id": device["rpc_id"], "entity_id": entity["id"],
+                "access_token": device["access_token"], "warning_id": warning_id, "profile": "smoke_detector",
+                "station_code": "weihe_daokou",  # a demo station
                 **governance_items, **field_work}
+
+
+def foreign_entity(client: TestClient, db: Database) -> dict[str, Any]:
+    """A business entity in village 2, with its legal representative's name and ID number."""
+    case = foreign_case(db, "village2.operator")
+    with db.session() as session:
+        index = places_service.cache_for(client.app.state).index(session)  # type: ignore[attr-defined]
+        code = credit_codes.make("9", "1", "410611", "MA0WALK2" + credit_codes.organisation_check("MA0WALK2"))
+        item = credit_service.EntityIn(code=code, name="二村巡查化工有限公司", lon=case["lon"],
+                                       lat=case["lat"], legal_rep_name="孙二法",
+                                       legal_rep_id_number="410611199001011238")
+        assert credit_service.save_entities(session, items=[item], index=index, actor=None) == ["created"]
+    with db.sessions() as session:
+        found = credit_service.list_entities(session, viewer=None,
+                                             filters=credit_service.Filters(q=code)).items[0]
+    return {"id": found.id, "markers": {found.name, found.code, "孙二法", "410611199001011238"}}
 
 
 def foreign_device(client: TestClient, db: Database) -> dict[str, Any]:
@@ -168,6 +198,21 @@ def foreign_warning(client: TestClient, db: Database) -> int:
     return int(issued.json()["id"])
 
 
+def foreign_warning_response(client: TestClient, warning_id: int) -> set[str]:
+    """Village 2's figures of people evacuated under the warning; the numbers of the warning's tasks
+    there (none may show outside village 2)."""
+    login(client, "village2.operator")
+    village = client.get("/api/me").json()["scope_code"]
+    reported = client.post(f"/api/warnings/{warning_id}/evacuations",
+                           json={"village_code": village, "evacuated": 77, "note": FOREIGN_EVACUATION})
+    assert reported.status_code == 201, reported.text
+    tasks = client.get(f"/api/warnings/{warning_id}/response").json()["tasks"]
+    assert tasks, "the warning over village 2 handed out no tasks"
+    logout(client)
+    return {t["number"] for t in tasks} | {FOREIGN_EVACUATION}
+
+
+FOREIGN_EVACUATION = "二村转移至村小学"
 FOREIGN_REPORTER = "赵二村"
 FOREIGN_REPORTER_PHONE = "13900002222"
 FOREIGN_CASE_TITLE = "二村的宅基地纠纷"

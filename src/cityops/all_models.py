@@ -23,6 +23,8 @@ MODEL_MODULES = (
     "cityops.governance.visits.models",
     "cityops.perception.models",
     "cityops.warning.models",
+    "cityops.credit.models",
+    "cityops.livability.models",
 )
 
 

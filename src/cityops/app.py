@@ -256,8 +256,25 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     perception_events.install(app)
 
     from cityops.warning import api as warning_api
+    from cityops.warning import monitor as warning_monitor
+    from cityops.warning import stations_api as warning_stations_api
 
+    app.include_router(warning_stations_api.router)  # first: /api/warnings/stations is no warning id
     app.include_router(warning_api.router)
+    warning_monitor.install(app)  # warnings raised from the stations' readings as they are stored
+    from cityops.warning import response as warning_response
+
+    warning_response.install(app)  # targets, notices and plan tasks of each warning
+
+    from cityops.credit import api as credit_api
+    from cityops.credit import pages as credit_pages
+
+    app.include_router(credit_api.router)
+    app.include_router(credit_pages.router)
+
+    from cityops.livability import api as livability_api
+
+    app.include_router(livability_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -45,6 +45,14 @@ from cityops.warning.cli import app as warnings_app  # noqa: E402
 
 app.add_typer(warnings_app, name="warnings")
 
+from cityops.credit.cli import app as credit_app  # noqa: E402
+
+app.add_typer(credit_app, name="credit")
+
+from cityops.livability.cli import app as livability_app  # noqa: E402
+
+app.add_typer(livability_app, name="livability")
+
 from cityops.demo.cli import app as demo_app  # noqa: E402
 
 app.add_typer(demo_app, name="demo")
@@ -163,6 +171,78 @@ def ingest(worker: str = typer.Option("1", help="This worker's name, unique amon
         bus.stop()
         db.dispose()
 
+
+
+@warnings_app.command("rain-episode")
+def rain_episode(
+    speed: float = typer.Option(360.0, "--speed", min=1, max=10_000_000,
+                                help="Episode seconds per second: 360 plays an hour in 10 s, 3600 in 1 s."),
+    station: list[str] = typer.Option([], "--station", help="Only this station (repeat for more)."),
+    confirm: bool = typer.Option(False, "--confirm",
+                                 help="Confirm the levels the stations propose at once, as a duty operator."),
+    step_minutes: int = typer.Option(5, "--step-minutes", min=1, max=60,
+                                     help="Episode minutes between two readings of a station."),
+) -> None:
+    """Feed the monitoring stations a heavy-rain episode through the ingestion path: 96 hours SHAPED
+    AFTER the July 2021 Henan rainfall (synthetic figures), over which their warnings rise from blue to
+    red and are lifted again. Runs the app's subscribers, as the server does (warnings, their response)."""
+    import signal
+    import threading
+    from types import FrameType
+
+    from cityops.app import create_app
+    from cityops.warning import episode, monitor, stations
+    from cityops.warning import service as warning_service
+
+    settings = get_settings()
+    web = create_app(settings)
+    db, bus = web.state.db, web.state.bus
+    issuer = warning_service.Issuer.from_settings(settings)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        played = episode.prepare(db, speed=speed, codes=station or None, step_s=step_minutes * 60)
+    except ValueError as exc:
+        db.dispose()
+        fail(str(exc))
+        return
+    hours = played.steps * played.step_s / 3600
+    typer.echo(f"heavy-rain episode (synthetic): {hours:g} h for {len(played.feed)} stations, "
+               f"{hours * 3600 / speed:.0f} s at speed {speed:g}")
+    shown: dict[str, tuple[str | None, str | None]] = {}
+    codes = {s.code for s in played.feed}
+
+    def report(k: int) -> None:
+        if k % (3600 // played.step_s) and k != played.steps - 1:
+            return  # once an episode hour
+        with db.session() as session:
+            for item in stations.list_stations(session).items:
+                if item.code not in codes:
+                    continue
+                if confirm and item.proposed_level:
+                    monitor.confirm(session, code=item.code, actor=None, issuer=issuer)
+                    item = stations.get_station(session, code=item.code)
+                now = (item.warning_level, item.proposed_level)
+                if shown.get(item.code, (None, None)) != now:
+                    waiting = f", {item.proposed_level} awaiting confirmation" if item.proposed_level else ""
+                    state = f"warning {item.warning_id} {item.warning_level}{waiting}" if item.warning_id \
+                        else "lifted"
+                    typer.echo(f"hour {k * played.step_s / 3600:5.2f}  {item.code:<20}  {state}")
+                    shown[item.code] = now
+
+    bus.start(background=False)  # drained after each step's commit, as the server would
+    try:
+        result = episode.play(db, played, speed=speed, wait=stop.wait, on_step=report)
+    finally:
+        bus.stop()
+        db.dispose()
+    done = "stopped after" if result.stopped else "played"
+    typer.echo(f"{done} {result.steps} steps, {result.readings} readings")
 
 def main() -> None:
     """Console entry: errors an operator can fix get one line, never a stack trace."""

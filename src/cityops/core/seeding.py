@@ -36,6 +36,9 @@ GENERATOR_MODULES = (
     "cityops.governance.meetings.demo",
     "cityops.governance.risks.demo",
     "cityops.perception.demo",
+    "cityops.warning.demo",
+    "cityops.credit.demo",
+    "cityops.livability.demo",
 )
 
 
