@@ -541,6 +541,13 @@ def _emit_issued(session: Session, warning: HazardWarning, message: WarningMessa
     )
 
 
+def _updated(warning: HazardWarning, message: WarningMessage, *, previous_level: str,
+             action: str) -> WarningUpdated:
+    return WarningUpdated(warning_id=warning.id, identifier=warning.identifier, hazard=warning.hazard,
+                          level=warning.level, previous_level=previous_level,
+                          expires=warning.expires.isoformat(), action=action, message_id=message.id)
+
+
 def _expire_if_due(session: Session, warning: HazardWarning, now: datetime) -> None:
     if warning.status == "issued" and warning.expires <= now:
         transition = transition_for(workflow_of(warning.source), warning.status, "expire")
@@ -632,19 +639,7 @@ def update(
     message = _publish(
         session, warning, action="update", msg_type="Update", now=now, actor=actor, note=data.note
     )
-    emit(
-        session,
-        WarningUpdated(
-            warning_id=warning.id,
-            identifier=warning.identifier,
-            hazard=warning.hazard,
-            level=warning.level,
-            previous_level=previous_level,
-            expires=warning.expires.isoformat(),
-            action="update",
-            message_id=message.id,
-        ),
-    )
+    emit(session, _updated(warning, message, previous_level=previous_level, action="update"))
     return warning
 
 
@@ -705,19 +700,7 @@ def extend(
         actor=actor,
         note=note or f"有效期延长至{cap.cap_time(expires)}",
     )
-    emit(
-        session,
-        WarningUpdated(
-            warning_id=warning.id,
-            identifier=warning.identifier,
-            hazard=warning.hazard,
-            level=warning.level,
-            previous_level=warning.level,
-            expires=warning.expires.isoformat(),
-            action="extend",
-            message_id=message.id,
-        ),
-    )
+    emit(session, _updated(warning, message, previous_level=warning.level, action="extend"))
     return warning
 
 
@@ -941,16 +924,7 @@ def import_cap(
         else:
             warning.ended_at = None
             warning.end_reason = None
-            event = WarningUpdated(
-                warning_id=warning.id,
-                identifier=warning.identifier,
-                hazard=warning.hazard,
-                level=warning.level,
-                previous_level=previous_level,
-                expires=warning.expires.isoformat(),
-                action="update",
-                message_id=message.id,
-            )
+            event = _updated(warning, message, previous_level=previous_level, action="update")
             outcome = "updated"
         emit(session, event)
     return ImportResult(
