@@ -97,8 +97,7 @@ def test_a_late_reading_does_not_move_the_hold_back() -> None:
 # --- with the database and the app's subscribers ---------------------------------------------------
 
 
-@pytest.fixture
-def levels_only(db: Database) -> Database:
+def load_river_levels(db: Database) -> Database:
     """The demo's river stations judged by their water level alone: a reading jumping from the usual
     level would also be a fast rise (rise_1h), which these tests leave aside."""
     rivers = [{**s.model_dump(exclude_none=True, exclude={"place", "thresholds"}),
@@ -107,6 +106,11 @@ def levels_only(db: Database) -> Database:
     with db.session() as session:
         stations.load_text(session, text=yaml.safe_dump({"stations": rivers}, allow_unicode=True))
     return db
+
+
+@pytest.fixture
+def levels_only(db: Database) -> Database:
+    return load_river_levels(db)
 
 
 def station_device(db: Database, code: str) -> tuple[int, str]:

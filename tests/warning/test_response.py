@@ -25,7 +25,7 @@ from cityops.core.notifications import Notification, to_read
 from cityops.places import service as places_service
 from cityops.places.models import Division, Grid
 from cityops.warning import plans, response, service
-from cityops.warning.models import WarningMessage, WarningNotice, WarningTarget, WarningTask
+from cityops.warning.models import HazardWarning, WarningMessage, WarningNotice, WarningTarget, WarningTask
 from cityops.warning.schemas import WarningCreate
 from tests.accounts.helpers import login, logout
 from tests.accounts.test_cli import env_for, run
@@ -92,7 +92,7 @@ def notices_of(db: Database, username: str) -> list[Notification]:
             session.scalars(
                 select(Notification)
                 .join(User, User.id == Notification.user_id)
-                .where(User.username == username, Notification.link.like("/api/warnings/%"))
+                .where(User.username == username, Notification.link.like("/warnings/%"))
                 .order_by(Notification.id)
             )
         )
@@ -207,7 +207,7 @@ def test_each_person_is_told_once_per_message_even_when_the_event_comes_twice(
         assert shown.title == "【预警】暴雨蓝色预警发布"
         assert "鹤壁市城市运行管理中心发布暴雨蓝色预警" in shown.body  # the headline
         assert "防御指引：请注意防范强降雨" in shown.body  # the instructions
-        assert shown.link == f"/api/warnings/{warning['id']}"
+        assert shown.link == f"/warnings/{warning['id']}"
         assert to_read(notice, locale="en").title == "Blue Rainstorm warning issued"
     assert notices_of(db, "village2.grid") == []  # another village
     before = tasks(db, warning["id"])
@@ -281,6 +281,53 @@ def test_escalation_from_blue_to_red_adds_the_missing_tasks_and_repeats_none(
     redeliver(db, "warning.updated")
     client.app.state.bus.drain()  # type: ignore[attr-defined]
     assert [c.id for _, c in tasks(db, warning["id"])] == [c.id for _, c in red]
+
+
+def test_the_bulk_hand_out_opens_only_the_missing_tasks_each_once(client: TestClient, db: Database) -> None:
+    warning = issue(client, db, hazard="flood", level="red", division_codes=[XINZHEN])
+    first = tasks(db, warning["id"])
+    assert len({c.number for _, c in first}) == len(first) > 100  # one case each, numbers unique
+    with db.sessions() as session:
+        reported = set(
+            session.scalars(
+                select(OutboxEntry.payload["case_id"].as_integer()).where(
+                    OutboxEntry.topic == "cases.reported"
+                )
+            )
+        )
+    assert {c.id for _, c in first} <= reported  # each case announced through the outbox
+    # Two tasks lost (as if their cases had been refused): the next hand-out opens those two only.
+    lost = [first[0][0], first[-1][0]]
+    with db.session() as session:
+        session.execute(delete(WarningTask).where(WarningTask.id.in_([t.id for t in lost])))
+    with db.session() as session:
+        found = session.get(HazardWarning, warning["id"])
+        message = session.scalars(
+            select(WarningMessage).where(WarningMessage.warning_id == warning["id"])
+        ).one()
+        assert found is not None
+        index = places_service.build_index(session)
+        active = response.active_targets(session, found.id)
+        opened = response.hand_out_tasks(
+            session, found, message, active, index=index, registry=plans.registry(), now=utcnow()
+        )
+        again = response.hand_out_tasks(
+            session, found, message, active, index=index, registry=plans.registry(), now=utcnow()
+        )
+    assert len(opened) == 2 and again == []
+    now = tasks(db, warning["id"])
+    assert sorted((t.item, t.target_code) for t, _ in now) == sorted(
+        (t.item, t.target_code) for t, _ in first
+    )
+    assert {c.id for _, c in now} - {c.id for _, c in first} == set(opened)
+    for task, case in now:
+        if case.id in opened:
+            assert case.fields == {
+                "warning_id": warning["id"],
+                "plan_item": task.item,
+                "target": task.target_code,
+            }
+            assert case.status == "reported" and case.org_unit_id is not None and case.deadline_at is not None
 
 
 def test_lifting_a_warning_closes_its_open_tasks_with_the_reason(client: TestClient, db: Database) -> None:

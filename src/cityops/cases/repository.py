@@ -116,6 +116,11 @@ def events_of(session: Session, case_ids: Sequence[int]) -> list[CaseEvent]:
                                 .order_by(CaseEvent.case_id, CaseEvent.at, CaseEvent.id)))
 
 
+def org_units_by_code(session: Session) -> dict[str, OrgUnit]:
+    """Every org unit, by code (a bulk intake routes to hundreds of them: one query instead)."""
+    return {u.code: u for u in session.scalars(select(OrgUnit))}
+
+
 def org_units(session: Session, ids: Iterable[int | None]) -> dict[int, OrgUnit]:
     wanted = {i for i in ids if i is not None}
     if not wanted:

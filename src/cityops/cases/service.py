@@ -292,7 +292,29 @@ def _event_read(e: CaseEvent, units: dict[int, OrgUnit]) -> CaseEventRead:
 # --- intake -------------------------------------------------------------------------------------
 
 
-def _line(case: Case, *, action: str, actor: User | None, from_status: str | None,
+@dataclasses.dataclass(frozen=True)
+class OpenedCase:
+    """A case taken in by `open_cases`: what its caller and the intake's records need of it, not loaded
+    into the session (for a batch of thousands the objects cost more than the rows)."""
+
+    id: int
+    number: str
+    type_code: str
+    category: str
+    title: str
+    status: str
+    level: str
+    division_code: str
+    org_unit_id: int | None
+    source: str
+    deadline_at: datetime | None
+    updated_at: datetime
+
+
+OPENED_FIELDS = tuple(f.name for f in dataclasses.fields(OpenedCase) if f.name != "id")
+
+
+def _line(case: Case | OpenedCase, *, action: str, actor: User | None, from_status: str | None,
           comment: str | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The values of a timeline line recording the case as it is now."""
     return {"case_id": case.id, "action": action, "actor_id": actor.id if actor else None,
@@ -351,13 +373,16 @@ def _prepare(session: Session, intake: Intake, index: PlaceIndex,
     return values, chosen
 
 
-def report_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceIndex,
-                 now: datetime | None = None) -> list[Case | CityopsError]:
-    """Take in several reports at once (the HTTP intake's group commit): per report the new case,
-    or the error refusing it (the others are taken in all the same)."""
-    now = now or utcnow()
+Prepared = tuple[dict[str, Any], routing.Route, User | None]
+# From this many cases the bulk intake reads every org unit at once rather than each on first use.
+PRELOAD_UNITS_FROM = 100
+
+
+def _prepare_all(session: Session, intakes: Sequence[Intake], index: PlaceIndex,
+                 now: datetime) -> tuple[dict[int, CityopsError], list[Prepared]]:
+    """`_prepare` for each intake: the errors refusing some (by position) and the values of the others."""
     refused: dict[int, CityopsError] = {}
-    ready: list[tuple[dict[str, Any], routing.Route, User | None]] = []
+    ready: list[Prepared] = []
     for position, intake in enumerate(intakes):
         try:
             values, chosen = _prepare(session, intake, index, now)
@@ -365,28 +390,73 @@ def report_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceInd
             refused[position] = exc
             continue
         ready.append((values, chosen, intake.reporter))
+    return refused, ready
+
+
+def _number(session: Session, ready: list[Prepared], now: datetime) -> list[dict[str, Any]]:
+    """Number the prepared cases with one UPDATE and index their text; answers their rows. The numbers
+    are the transaction's first write: from here to the commit other writers wait, so everything that
+    only reads (validation, routing, deadlines) is done before."""
+    year = now.astimezone(LOCAL_TZ).year
+    numbers = repo.next_numbers(session, prefix=case_types.registry().number_prefix, year=year,
+                                count=len(ready))
+    for (values, _, _), number in zip(ready, numbers, strict=True):
+        values["number"] = number
+        values["search_text"] = search.search_text(number, values["title"], values["description"])
+    return [values for values, _, _ in ready]
+
+
+def _record_intake(session: Session, cases: Sequence[Case | OpenedCase], ready: list[Prepared],
+                   now: datetime) -> None:
+    """The first timeline line and the CaseReported event of each new case (one INSERT each)."""
+    session.connection().execute(insert(table_of(CaseEvent)), [
+        _line(case, action="report", actor=reporter, from_status=None,
+              data={"routed_to": chosen.org_unit_code, "routing": chosen.reason,
+                    "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None})
+        for case, (_, chosen, reporter) in zip(cases, ready, strict=True)])
+    emit_many(session, [
+        CaseReported(case_id=case.id, number=case.number, type_code=case.type_code,
+                     category=case.category, level=case.level, division_code=case.division_code,
+                     org_unit_id=case.org_unit_id, source=case.source, title=case.title,
+                     reported_at=now.isoformat(), reporter_id=reporter.id if reporter else None)
+        for case, (_, _, reporter) in zip(cases, ready, strict=True)])
+
+
+def report_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceIndex,
+                 now: datetime | None = None) -> list[Case | CityopsError]:
+    """Take in several reports at once (the HTTP intake's group commit): per report the new case,
+    or the error refusing it (the others are taken in all the same)."""
+    now = now or utcnow()
+    refused, ready = _prepare_all(session, intakes, index, now)
     cases: list[Case] = []
     if ready:
-        # The numbers are the transaction's first write: from here to the commit other writers
-        # wait, so everything that only reads (validation, routing, deadlines) is done above.
-        year = now.astimezone(LOCAL_TZ).year
-        numbers = repo.next_numbers(session, prefix=case_types.registry().number_prefix, year=year,
-                                    count=len(ready))
-        for (values, _, _), number in zip(ready, numbers, strict=True):
-            values["number"] = number
-            values["search_text"] = search.search_text(number, values["title"], values["description"])
-        cases = insert_all(session, Case, [values for values, _, _ in ready], key="number")
-        session.connection().execute(insert(table_of(CaseEvent)), [
-            _line(case, action="report", actor=reporter, from_status=None,
-                  data={"routed_to": chosen.org_unit_code, "routing": chosen.reason,
-                        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None})
-            for case, (_, chosen, reporter) in zip(cases, ready, strict=True)])
-        emit_many(session, [
-            CaseReported(case_id=case.id, number=case.number, type_code=case.type_code,
-                         category=case.category, level=case.level, division_code=case.division_code,
-                         org_unit_id=case.org_unit_id, source=case.source, title=case.title,
-                         reported_at=now.isoformat(), reporter_id=reporter.id if reporter else None)
-            for case, (_, _, reporter) in zip(cases, ready, strict=True)])
+        cases = insert_all(session, Case, _number(session, ready, now), key="number")
+        _record_intake(session, cases, ready, now)
+    written = iter(cases)
+    return [refused[position] if position in refused else next(written) for position in range(len(intakes))]
+
+
+def open_cases(session: Session, *, intakes: Sequence[Intake], index: PlaceIndex,
+               now: datetime | None = None) -> list[OpenedCase | CityopsError]:
+    """The bulk intake of cases the platform opens by the hundred (a warning's tasks): the rules of
+    `report_cases` (validation, location and routing to the grid's unit, the type's SLA or the intake's
+    own deadline, numbering, the first timeline line and a CaseReported event through the outbox), with
+    one INSERT per table and the cases left out of the session. Per intake the case opened, or the error
+    refusing it (the others are opened all the same)."""
+    now = now or utcnow()
+    if len(intakes) >= PRELOAD_UNITS_FROM:  # routing looks each unit up once per session otherwise
+        known = session.info.get(routing.UNIT_CACHE_KEY, {})
+        routing.share_unit_cache(session, {**repo.org_units_by_code(session), **known})
+    refused, ready = _prepare_all(session, intakes, index, now)
+    cases: list[OpenedCase] = []
+    if ready:
+        rows = _number(session, ready, now)
+        table = table_of(Case)
+        ids = {number: case_id for number, case_id in session.connection().execute(
+            insert(table).returning(table.c.number, table.c.id), rows)}
+        cases = [OpenedCase(id=ids[row["number"]], **{name: row[name] for name in OPENED_FIELDS})
+                 for row in rows]
+        _record_intake(session, cases, ready, now)
     written = iter(cases)
     return [refused[position] if position in refused else next(written) for position in range(len(intakes))]
 
@@ -747,6 +817,17 @@ def cancel_open(session: Session, *, case_ids: Sequence[int], reason: str,
             body=ActionRequest(version=case.version, reason=reason[:500]))
         cancelled.append(case.id)
     return cancelled
+
+
+def act_as_system(session: Session, *, case_id: int, action: str, reason: str | None = None,
+                  result: str | None = None, comment: str | None = None, now: datetime | None = None) -> Case:
+    """Apply a workflow move as the system at the case's current version, for a package whose own
+    records drive its cases (credit repair decisions: the package checks who may decide)."""
+    case = repo.get(session, case_id)
+    if case is None:
+        raise NotFound(f"case {case_id} not found")
+    return act(session, actor=None, case_id=case_id, action=action, now=now,
+               body=ActionRequest(version=case.version, reason=reason, result=result, comment=comment))
 
 
 def timelines(session: Session, *, viewer: User, case_ids: Sequence[int]) -> dict[int, list[CaseEventRead]]:

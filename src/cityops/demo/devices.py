@@ -24,6 +24,7 @@ from cityops.demo.device_mqtt import MqttDevices
 from cityops.perception import demo as perception_demo
 from cityops.perception import profiles, service
 from cityops.perception.models import Device
+from cityops.warning import demo as warning_demo
 from cityops.warning import episode
 from cityops.warning import stations as warning_stations
 
@@ -74,12 +75,13 @@ class DeviceSimulator:
         # The monitoring stations report what a station reads (and, every rain_every_s seconds, a
         # heavy-rain episode at rain_speed), not the profile's generic values.
         self.stations = episode.StationFeed(db, seed=seed, rain_every_s=rain_every_s, speed=rain_speed)
+        self.drones = warning_demo.DroneFeed(db)  # the drones fly their patrol routes
 
     def load(self) -> int:
         """The synthetic devices that report (the seed's silent ones stay silent), the stations'
         among them fed by the stations' feed; how many."""
         with self.db.sessions() as session:
-            fed = warning_stations.device_ids(session)
+            fed = warning_stations.device_ids(session) | warning_demo.drone_device_ids(session)
             rows = session.execute(select(Device.id, Device.access_token, Device.profile_code, Device.lon,
                                           Device.lat)
                                    .where(Device.synthetic.is_(True), Device.access_token.is_not(None),
@@ -91,7 +93,7 @@ class DeviceSimulator:
             interval = profiles.registry().get(device.profile).report_interval_s
             schedule[interval][self.rng.randrange(interval)].append(device)
         self.schedule = {i: dict(phases) for i, phases in schedule.items()}
-        return len(self.devices) + self.stations.load()
+        return len(self.devices) + self.stations.load() + self.drones.load()
 
     def _values(self, device: SimulatedDevice, ts: int) -> dict[str, float | str | bool]:
         values = perception_demo.reading(self.rng, device.profile, ts)
@@ -119,6 +121,7 @@ class DeviceSimulator:
         if due:
             self._send([(d, self._values(d, ts)) for d in due], ts)
         self.report.readings += self.stations.tick(second, ts)
+        self.report.readings += self.drones.tick(second, ts)
         if self.fire_every_s and second and second % self.fire_every_s == 0:
             self.inject_fire(second)
         if self.fault_every_s and second and second % self.fault_every_s == 0:

@@ -234,3 +234,72 @@ class StationState(Base):
     peak_level: Mapped[str | None] = mapped_column(String(8), default=None)  # highest during the hold
     problem: Mapped[str | None] = mapped_column(String(300), default=None)  # readings left out, why
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- the command board: drone patrol routes, satellite scenes and their change areas ----------------
+
+
+class PatrolRoute(Base):
+    """A drone's patrol route: a named line (GeoJSON LineString, WGS84) inside the city, assigned to one
+    drone (a perception device of the drone profile), with its schedule and status."""
+
+    __tablename__ = "warning_patrol_routes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    line: Mapped[dict[str, Any]] = mapped_column(JSON)
+    length_km: Mapped[float] = mapped_column(Float)
+    schedule: Mapped[str] = mapped_column(String(100), default="")  # e.g. 每日 08:00、14:00
+    status: Mapped[str] = mapped_column(String(12), default="planned")  # planned, active, suspended, retired
+    synthetic: Mapped[bool] = mapped_column(default=False)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SatelliteScene(Base):
+    """A satellite scene of the catalogue: where it looked (its footprint), when, with which sensor."""
+
+    __tablename__ = "warning_scenes"
+    __table_args__ = (UniqueConstraint("source", "scene_id", name="uq_warning_scenes_source_scene_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scene_id: Mapped[str] = mapped_column(String(100))  # the provider's identifier
+    sensor: Mapped[str] = mapped_column(String(40))  # GF-1, GF-2, GF-6, Sentinel-2 ...
+    source: Mapped[str] = mapped_column(String(100))  # who delivered it
+    acquired_at: Mapped[datetime] = mapped_column(index=True)
+    cloud_cover: Mapped[float] = mapped_column(Float)  # percent
+    resolution_m: Mapped[float] = mapped_column(Float)
+    footprint: Mapped[dict[str, Any]] = mapped_column(JSON)  # GeoJSON Polygon or MultiPolygon
+    synthetic: Mapped[bool] = mapped_column(default=False)
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChangeArea(Base):
+    """An area a scene's analysis flagged as changed (water spreading, a landslide, a new building); at
+    most one case is opened from it."""
+
+    __tablename__ = "warning_change_areas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scene_id: Mapped[int] = mapped_column(ForeignKey("warning_scenes.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # flooding, landslide, illegal_building
+    confidence: Mapped[float] = mapped_column(Float)  # 0..1
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)  # GeoJSON Polygon or MultiPolygon
+    # Its representative point (inside it): where a case opened from it is located and routed.
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    area_km2: Mapped[float] = mapped_column(Float)
+    case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL"), unique=True, default=None
+    )
+    opened_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    opened_at: Mapped[datetime | None] = mapped_column(default=None)

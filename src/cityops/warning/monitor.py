@@ -421,9 +421,12 @@ def confirm(session: Session, *, code: str, actor: User | None, issuer: service.
             now: datetime | None = None) -> HazardWarning:
     """An operator confirms what the station's readings proposed: the pending warning goes out (a CAP
     Alert), or the warning in force is raised to the proposed level (a CAP Update). Conflict (409) when
-    nothing awaits confirmation."""
+    nothing awaits confirmation; Forbidden (403) when the station warns for villages outside the actor's
+    division scope."""
     now = now or utcnow()
     station = stations.station_by_code(session, code)
+    service.authorize_area(session, actor, codes=[v["code"] for v in station.villages], geometry=None,
+                           what=f"the area of station {code}")
     state = repo.lock_station_state(session, station.id, station.hazard)
     warning, _track_now = _track(session, state, now)
     values: dict[str, float | None] = dict(state.metrics)

@@ -111,8 +111,8 @@ HISTORY_HEADERS = (
 
 
 def link(warning_id: int) -> str:
-    """Where a notice sends its reader (the warning; its page comes with the command board)."""
-    return f"/api/warnings/{warning_id}"
+    """Where a notice sends its reader: the warning's page."""
+    return f"/warnings/{warning_id}"
 
 
 # --- targeting -------------------------------------------------------------------------------------
@@ -288,8 +288,9 @@ def hand_out_tasks(
     index: PlaceIndex,
     registry: plans.Plans,
     now: datetime,
-) -> list[WarningTask]:
-    """The tasks of the plan up to the message's level that the warning does not have yet, as cases."""
+) -> list[int]:
+    """The tasks of the plan up to the message's level that the warning does not have yet, as cases
+    (through the case engine's bulk intake, one INSERT per table); answers the new tasks' case ids."""
     plan = registry.plan_for(warning.hazard)
     if plan is None or not targets:
         return []
@@ -297,26 +298,26 @@ def hand_out_tasks(
     planned = _plan_tasks(warning, message, targets, plan, have)
     if not planned:
         return []
-    outcomes = case_service.report_cases(session, intakes=[p.intake for p in planned], index=index, now=now)
-    tasks = []
+    outcomes = case_service.open_cases(session, intakes=[p.intake for p in planned], index=index, now=now)
+    rows: list[dict[str, Any]] = []
     for p, outcome in zip(planned, outcomes, strict=True):
         if isinstance(outcome, Exception):  # a target the places data no longer holds: the others go out
             log.warning("warning %s: task %s for %s refused: %s", warning.id, p.item, p.target_code, outcome)
             continue
-        tasks.append(
-            WarningTask(
-                warning_id=warning.id,
-                item=p.item,
-                level=p.level,
-                target_code=p.target_code,
-                case_id=outcome.id,
-                message_id=message.id,
-                created_at=now,
-            )
+        rows.append(
+            {
+                "warning_id": warning.id,
+                "item": p.item,
+                "level": p.level,
+                "target_code": p.target_code,
+                "case_id": outcome.id,
+                "message_id": message.id,
+                "created_at": now,
+            }
         )
-    session.add_all(tasks)
-    session.flush()
-    return tasks
+    if rows:  # one INSERT (the ORM would insert the rows one by one on SQLite)
+        session.execute(insert(WarningTask), rows)
+    return [int(row["case_id"]) for row in rows]
 
 
 def cancel_tasks(

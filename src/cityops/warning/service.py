@@ -20,8 +20,9 @@ from shapely.geometry import MultiPolygon, Point, Polygon, shape
 from sqlalchemy.orm import Session
 
 from cityops.core.auth.models import User
+from cityops.core.auth.scope import in_scope, scope_prefix
 from cityops.core.db import Database, utcnow
-from cityops.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from cityops.core.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
 from cityops.core.events import Event, emit
 from cityops.core.i18n import gettext_for
 from cityops.core.scheduler import Job
@@ -165,6 +166,55 @@ def resolve_area(
     if geometry is not None and city is not None and not geometry.intersects(city[1]):
         raise ValidationFailed(f"the area lies outside {city[0]}", field="area")
     return ResolvedArea(geometry, kept, names)
+
+
+# A drawn area may stray this far beyond the outline of the issuer's division (about 200 m: the outlines
+# of warnings are simplified to about 100 m).
+SCOPE_MARGIN_DEG = 2e-3
+
+
+def authorize_area(
+    session: Session,
+    actor: User | None,
+    *,
+    codes: Sequence[str],
+    geometry: MultiPolygon | None,
+    what: str = "the warning's area",
+) -> None:
+    """Forbidden (403, with the reason) unless the actor's division scope holds the area: every division
+    code in it, and a drawn area within the outline of the scope's division. The system (None) and the
+    city's own staff act anywhere in the city (resolve_area keeps every area there)."""
+    if actor is None:
+        return
+    scope = actor.scope_code or ""
+    try:
+        prefix = scope_prefix(scope)
+    except ValueError:
+        raise Forbidden(
+            "your account has no division scope, so it changes no warnings", code="outside_scope"
+        ) from None
+    outside = [code for code in codes if not in_scope(scope, code)]
+    if outside:
+        raise Forbidden(
+            f"{what} includes {', '.join(outside[:5])}, outside your scope {scope}", code="outside_scope"
+        )
+    root = places_service.root_code(session)
+    if geometry is None or (root is not None and root.startswith(prefix)):
+        return
+    outline = _division_outline(session, scope)
+    if outline is None or not outline[1].buffer(SCOPE_MARGIN_DEG).contains(geometry):
+        name = outline[0] if outline is not None else scope
+        raise Forbidden(f"{what} reaches beyond {name} ({scope}), your scope", code="outside_scope")
+
+
+def _authorize_warning(session: Session, actor: User | None, warning: HazardWarning) -> None:
+    authorize_area(
+        session,
+        actor,
+        codes=warning.division_codes,
+        geometry=_geometry_of(warning),
+        what=f"the area of warning {warning.id}",
+    )
 
 
 def _geojson(geometry: MultiPolygon | None) -> dict[str, Any] | None:
@@ -466,6 +516,7 @@ def issue(
     level = hazards.level(data.level)
     _check_times(data.onset, data.expires, now)
     area = resolve_area(session, polygon=data.area, codes=data.division_codes)
+    authorize_area(session, actor, codes=area.codes, geometry=area.geometry)
     action = "raise" if pending else "draft" if data.draft else "issue"
     transition = transition_for(workflow_of(source), NEW, action)
     if not data.area_desc and not area.names:
@@ -576,6 +627,7 @@ def release(
     """Issue a draft, or confirm a warning a station raised: its CAP Alert goes out."""
     now = now or utcnow()
     warning = _get(session, warning_id)
+    _authorize_warning(session, actor, warning)
     action = "confirm" if warning.status == "pending" else "issue"
     transition = transition_for(workflow_of(warning.source), warning.status, action)
     _check_times(warning.onset, warning.expires, now)
@@ -603,6 +655,7 @@ def update(
     """Change the level, area, texts or expiry of a warning in force (a CAP Update)."""
     now = now or utcnow()
     warning, transition = _own(session, warning_id, "update", now)
+    _authorize_warning(session, actor, warning)
     changes = data.model_dump(exclude_unset=True, exclude={"note"})
     changes = {k: v for k, v in changes.items() if v is not None or k in ("area",)}
     if not changes:
@@ -619,6 +672,7 @@ def update(
         if "area" not in changes and "division_codes" in changes:
             polygon = None  # the new codes replace the old area
         area = resolve_area(session, polygon=polygon, codes=codes)
+        authorize_area(session, actor, codes=area.codes, geometry=area.geometry)
         warning.division_codes = area.codes
         warning.area = _geojson(area.geometry)
         if data.area_desc is None and area.names:
@@ -682,6 +736,7 @@ def extend(
     """Keep a warning in force longer (a CAP Update with the new expiry)."""
     now = now or utcnow()
     warning, transition = _own(session, warning_id, "extend", now)
+    _authorize_warning(session, actor, warning)
     if expires <= warning.expires:
         raise ValidationFailed(
             f"expires ({cap.cap_time(expires)}) must be later than the warning's current "
@@ -714,6 +769,7 @@ def cancel(
     if not reason:
         raise ValidationFailed("give the reason for cancelling", field="reason")
     warning = _get(session, warning_id)
+    _authorize_warning(session, actor, warning)
     _expire_if_due(session, warning, now)
     action = {"draft": "discard", "pending": "reject"}.get(warning.status, "cancel")
     _, transition = _own(session, warning_id, action, now)
