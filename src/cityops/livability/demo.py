@@ -30,7 +30,7 @@ import numpy as np
 import shapely
 from scipy.sparse import coo_array
 from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.spatial import Delaunay
+from scipy.spatial import Delaunay, cKDTree
 from sqlalchemy.orm import Session
 
 from cityops.core.db import Database
@@ -57,7 +57,6 @@ EDGE_MARGIN_M = 60.0
 # Street spacing in metres: towns and villages; and which county units "small" keeps.
 SPACING = {"full": (90.0, 60.0), "small": (160.0, 110.0)}
 SMALL_COUNTIES = ("410611", "410671")
-URBAN_SUFFIXES = ("社区", "居民委员会", "居委会")
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def read_layout(session: Session) -> Layout:
             if d.centroid_lon is None or d.centroid_lat is None:
                 continue
             settlements.append(Settlement(code=d.code, lon=d.centroid_lon, lat=d.centroid_lat,
-                                          urban=d.name.endswith(URBAN_SUFFIXES),
+                                          urban=d.name.endswith(service.URBAN_SUFFIXES),
                                           population=d.population or 0))
         offset += len(page.items)
         if not page.items or offset >= page.total:
@@ -279,10 +278,165 @@ def seed_network(session: Session, *, scale: str, seed: int) -> None:
                          synthetic=True, replace=True)
 
 
+# --- facilities ----------------------------------------------------------------------------------
+
+# How many of each category the full city has. From the seed (the press conference of 2024-09-27): 541
+# convenience outlets, 15 community commerce centres, 550 fitness trails, 247 fitness sites, 240+ parks of
+# which 45 child-friendly (the rest split here by size class: 8 comprehensive, 57 community, 130 pocket
+# parks). The seed gives no count of the others: these are SYNTHETIC counts of a plausible order for a
+# city of 1.56 million (a kindergarten per 5,000 people or so), labelled synthetic like every row.
+FACILITY_COUNTS = {
+    "convenience_store": 541,
+    "commerce_centre": 15,
+    "fitness_trail": 550,
+    "fitness_site": 247,
+    "child_friendly_park": 45,
+    "comprehensive_park": 8,
+    "community_park": 57,
+    "pocket_park": 130,
+    "pocket_green": 300,
+    "kindergarten": 300,
+    "nursery": 60,
+    "primary_school": 160,
+    "middle_school": 60,
+    "health_centre": 22,
+    "clinic": 180,
+    "elderly_day_care": 170,
+    "community_canteen": 210,
+    "medical_elderly_care": 25,
+    "market": 130,
+    "service_station": 280,
+}
+# Categories found in towns only (the others in villages too, where fewer people ask for them).
+TOWN_ONLY = {
+    "commerce_centre",
+    "comprehensive_park",
+    "community_park",
+    "child_friendly_park",
+    "pocket_park",
+    "health_centre",
+    "medical_elderly_care",
+    "nursery",
+    "fitness_trail",
+}
+# Weight of a town resident against a village resident when placing a facility.
+TOWN_WEIGHT = 4.0
+# Area ranges (m²) of green spaces by category: drawn log-uniformly.
+GREEN_AREA_M2 = {
+    "comprehensive_park": (100_000, 400_000),
+    "community_park": (10_000, 60_000),
+    "child_friendly_park": (5_000, 40_000),
+    "pocket_park": (400, 9_000),
+    "pocket_green": (150, 3_000),
+}
+# The first facility of a category for a community stands near its centre (metres).
+NEAR_M = 150.0
+# A facility stands this far (metres) from the street node it is placed at.
+SETBACK_M = (10.0, 60.0)
+# Facilities of one category keep at least this far apart (the import refuses closer ones as duplicates).
+MIN_APART_M = 25.0
+
+
+def facility_rows(
+    layout: Layout, graph: StreetGraph, *, scale: str, seed: int
+) -> list[tuple[int, dict[str, Any]]]:
+    """SYNTHETIC facilities for the demo, as rows of an import file: one near each community (社区) while
+    the count lasts, the rest near the street nodes around villages and communities chosen by population
+    (town residents weigh TOWN_WEIGHT times more); green spaces as disks of their area with entrances on
+    the rim."""
+    rng = np.random.default_rng(seed)
+    forward, inverse = to_metres(graph.crs), to_degrees(graph.crs)
+    nx, ny = (np.asarray(v) for v in forward.transform(graph.lon, graph.lat))
+    nodes = cKDTree(np.column_stack([nx, ny]))
+    settlements = layout.settlements
+    sx, sy = (
+        np.asarray(v) for v in forward.transform([s.lon for s in settlements], [s.lat for s in settlements])
+    )
+    near = np.array([bool(nodes.query_ball_point((x, y), 300.0)) for x, y in zip(sx, sy, strict=True)])
+    urban = np.array([s.urban for s in settlements])
+    people = np.array([max(s.population, 1) for s in settlements], dtype=np.float64)
+    weight = people * np.where(urban, TOWN_WEIGHT, 1.0)
+    # The share of the city's (weighted) people this network serves sets how many facilities it gets.
+    share = float(weight[near].sum() / weight.sum())
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for category, full in FACILITY_COUNTS.items():
+        where = near & urban if category in TOWN_ONLY else near
+        if not where.any():
+            continue
+        count = max(1, round(full * share))
+        p = np.where(where, weight, 0.0)
+        placed: list[tuple[float, float]] = []
+        tries = 0
+        # First one near each community in turn, the most populous first (the city builds the living
+        # circle community by community), then the rest where people are.
+        firsts = [
+            int(k) for k in np.flatnonzero(where & urban)[np.argsort(-people[where & urban], kind="stable")]
+        ]
+        while len(placed) < count and tries < count * 20:
+            tries += 1
+            first = bool(firsts)
+            k = firsts.pop(0) if first else int(rng.choice(len(settlements), p=p / p.sum()))
+            spread = NEAR_M if first else 350.0 if urban[k] else 200.0
+            around = nodes.query_ball_point((sx[k], sy[k]), spread) or [int(nodes.query((sx[k], sy[k]))[1])]
+            node = int(around[int(rng.integers(len(around)))])
+            angle = rng.uniform(0, 2 * math.pi)
+            area = None
+            gates: list[list[float]] = []
+            if category in GREEN_AREA_M2:
+                low, high = GREEN_AREA_M2[category]
+                area = float(np.exp(rng.uniform(math.log(low), math.log(high))))
+                radius = math.sqrt(area / math.pi)
+                step = radius + rng.uniform(*SETBACK_M)
+                x, y = nx[node] + step * math.cos(angle), ny[node] + step * math.sin(angle)
+                # The first gate faces the street node; bigger parks have more, around the rim.
+                n_gates = 1 if area < 2_000 else int(rng.integers(2, 5))
+                turns = angle + math.pi + np.arange(n_gates) * 2 * math.pi / n_gates
+                gx, gy = x + radius * np.cos(turns), y + radius * np.sin(turns)
+                glon, glat = inverse.transform(gx, gy)
+                gates = [[round(float(a), 7), round(float(b), 7)] for a, b in zip(glon, glat, strict=True)]
+            else:
+                step = rng.uniform(*SETBACK_M)
+                x, y = nx[node] + step * math.cos(angle), ny[node] + step * math.sin(angle)
+            if any(math.hypot(x - a, y - b) < MIN_APART_M for a, b in placed):
+                continue
+            placed.append((x, y))
+            lon, lat = inverse.transform(x, y)
+            row: dict[str, Any] = {
+                "category": category,
+                "lon": round(float(lon), 7),
+                "lat": round(float(lat), 7),
+                "name": f"{settlements[k].code[-6:]}-{len(placed)}",
+                "source_id": f"synthetic-{category}-{len(placed)}",
+            }
+            if area is not None:
+                row["area_m2"] = round(area, 1)
+                row["entrances"] = gates
+            rows.append((len(rows) + 1, row))
+    return rows
+
+
+def seed_facilities(session: Session, *, scale: str, seed: int) -> None:
+    """The demo's facilities through the import's own checks and storage (labelled synthetic)."""
+    graph = service.load_graph(session, name=DEMO_NETWORK)
+    rows = facility_rows(read_layout(session), graph, scale=scale, seed=seed)
+    service.import_rows(
+        session,
+        kind="row",
+        rows=rows,
+        source=service.SOURCE_SYNTHETIC,
+        network=DEMO_NETWORK,
+        replace=True,
+        synthetic=True,
+    )
+
+
 def run(ctx: SeedContext) -> None:
-    advance = ctx.task("livability: synthetic walking network", total=1)
+    advance = ctx.task("livability: synthetic walking network and facilities", total=2)
     with ctx.db.session() as session:
         seed_network(session, scale=ctx.scale, seed=ctx.rng("livability").getrandbits(32))
+    advance(1)
+    with ctx.db.session() as session:
+        seed_facilities(session, scale=ctx.scale, seed=ctx.rng("livability-facilities").getrandbits(32))
     advance(1)
 
 

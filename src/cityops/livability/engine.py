@@ -570,7 +570,11 @@ class Engine:
         """Every (source, target) pair within `limit_m` of each other on foot, with the distance: what
         a coverage or site-selection step builds on (which candidate site reaches which community)."""
         att = self.attach([sources, targets])
-        s_all, t_all = att.vertex
+        return self.pairs_on(att, att.vertex[0], att.vertex[1], limit_m)
+
+    def pairs_on(self, att: Attachment, s_all: IntArray, t_all: IntArray, limit_m: float) -> Pairs:
+        """`pairs_within` for vertices of an attachment already built (-1 entries: off the network):
+        pairs (i, j, distance) of `s_all[i]` and `t_all[j]` within `limit_m`."""
         s_ok, t_ok = np.flatnonzero(s_all >= 0), np.flatnonzero(t_all >= 0)
         if not len(s_ok) or not len(t_ok):
             empty = np.zeros(0, dtype=np.int64)

@@ -61,3 +61,35 @@ class NetworkEdge(_NetworkPart, Base):
     v: Mapped[int] = mapped_column(Integer)
     length_m: Mapped[float] = mapped_column(Float)
     geometry: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+
+
+class Facility(Base):
+    """A facility of the living circle (a kindergarten, a market, a park ...): where it is, and for green
+    spaces their area (m²) and area class (categories.yaml). Green spaces are reached at their entrances
+    (FacilityEntrance); one without entrances is open on every side and reached at its location."""
+
+    __tablename__ = "livability_facilities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    category: Mapped[str] = mapped_column(String(40), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The identifier in the file it came from (a POI id, a register number): unique when given.
+    source_id: Mapped[str | None] = mapped_column(String(80), unique=True, default=None)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    area_m2: Mapped[float | None] = mapped_column(Float, default=None)
+    area_class: Mapped[str | None] = mapped_column(String(20), default=None)
+    # The imported file's name, or "synthetic" for the demo's facilities.
+    source: Mapped[str] = mapped_column(String(300))
+    synthetic: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FacilityEntrance(Base):
+    __tablename__ = "livability_entrances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    facility_id: Mapped[int] = mapped_column(ForeignKey("livability_facilities.id", ondelete="CASCADE"),
+                                             index=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)

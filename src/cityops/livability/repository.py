@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import shapely
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from cityops.core.db import table_of
 from cityops.livability.engine import StreetGraph
-from cityops.livability.models import NetworkEdge, NetworkNode, StreetNetwork
+from cityops.livability.models import Facility, FacilityEntrance, NetworkEdge, NetworkNode, StreetNetwork
 
 BATCH = 20_000
 
@@ -88,3 +88,57 @@ def load_graph(session: Session, network: StreetNetwork) -> StreetGraph:
         shape_edge, shape_lon, shape_lat = bent[index[inner]], coords[inner, 0], coords[inner, 1]
     return StreetGraph(crs=network.crs, lon=lon, lat=lat, u=u, v=v, length=length, shape_edge=shape_edge,
                  shape_lon=shape_lon, shape_lat=shape_lat, osm_id=osm_id)
+
+
+# --- facilities ------------------------------------------------------------------------------------
+
+
+def facility_keys(session: Session) -> tuple[dict[str, int], list[tuple[str, int, float, float]]]:
+    """Source ids -> facility id, and (category, id, lon, lat) of every stored facility."""
+    rows = session.execute(select(Facility.id, Facility.category, Facility.source_id, Facility.lon,
+                                  Facility.lat)).all()
+    ids = {r.source_id: r.id for r in rows if r.source_id is not None}
+    return ids, [(r.category, r.id, r.lon, r.lat) for r in rows]
+
+
+def delete_facilities(session: Session) -> int:
+    session.execute(delete(FacilityEntrance))
+    result = session.execute(delete(Facility))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def add_facilities(session: Session, rows: list[dict[str, Any]], entrances: list[list[tuple[float, float]]]
+                   ) -> list[int]:
+    """Facilities (column dicts) with their entrances; returns their ids, in order."""
+    objects = [Facility(**r) for r in rows]
+    session.add_all(objects)
+    session.flush()
+    points = [{"facility_id": f.id, "lon": lon, "lat": lat}
+              for f, pairs in zip(objects, entrances, strict=True) for lon, lat in pairs]
+    if points:
+        session.execute(insert(table_of(FacilityEntrance)), points)
+    return [f.id for f in objects]
+
+
+def facility_table(session: Session) -> tuple[list[Any], list[Any]]:
+    """Every facility (id, category, name, lon, lat, area_m2, area_class, synthetic) in id order, and
+    every entrance (facility_id, lon, lat)."""
+    f, e = Facility, FacilityEntrance
+    facilities = session.execute(select(f.id, f.category, f.name, f.lon, f.lat, f.area_m2, f.area_class,
+                                        f.synthetic).order_by(f.id)).all()
+    entrances = session.execute(select(e.facility_id, e.lon, e.lat).order_by(e.facility_id, e.id)).all()
+    return list(facilities), list(entrances)
+
+
+def facility_revision(session: Session) -> tuple[int, int, int]:
+    """Changes whenever facilities are added or removed (count, highest id, entrances)."""
+    count, top = session.execute(select(func.count(Facility.id), func.max(Facility.id))).one()
+    entrances = session.scalar(select(func.count(FacilityEntrance.id))) or 0
+    return int(count or 0), int(top or 0), int(entrances)
+
+
+def facility_counts(session: Session, *, synthetic: bool | None = None) -> dict[str, int]:
+    query = select(Facility.category, func.count(Facility.id)).group_by(Facility.category)
+    if synthetic is not None:
+        query = query.where(Facility.synthetic.is_(synthetic))
+    return {c: int(n) for c, n in session.execute(query)}
