@@ -11,13 +11,18 @@ import typer
 from cityops.config import get_settings
 from cityops.core.db import Database
 from cityops.core.errors import CityopsError
-from cityops.credit import service
+from cityops.credit import inspections_cli, repair_lending_cli, scoring_cli, service
 from cityops.places import service as places_service
 
 app = typer.Typer(
     help="Enterprise credit: unified social credit codes and the register of business entities.",
     no_args_is_help=True,
 )
+app.add_typer(inspections_cli.app, name="inspections")
+app.add_typer(repair_lending_cli.repair_app, name="repair")
+app.add_typer(repair_lending_cli.lending_app, name="lending")
+app.command("import-records")(scoring_cli.import_records)
+app.command("recompute")(scoring_cli.recompute)
 
 
 def _fail(message: str) -> NoReturn:

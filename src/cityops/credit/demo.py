@@ -381,6 +381,22 @@ def run(ctx: SeedContext) -> None:
         ]
         _save(ctx, index, items)
         advance(len(part))
+    _records_and_classes(ctx, len(kinds) + counts["other"])
+    seed_inspectors(ctx)
+    from cityops.credit import repair_lending_demo  # after the classes: lending matches on them
+
+    repair_lending_demo.run(ctx)
+
+
+def _records_and_classes(ctx: SeedContext, entities: int) -> None:
+    """About 11 synthetic credit records per entity (records_demo), then every score, class and tag."""
+    from cityops.credit import records, records_demo, scoring
+
+    advance = ctx.task("credit: records", total=round(entities * records_demo.PER_ENTITY))
+    seed = ctx.rng("credit-records").randrange(2**32)
+    records_demo.generate(ctx.db, seed=seed, today=records.today_of(ctx.now), now=ctx.now, advance=advance)
+    with ctx.db.session() as session:
+        scoring.recompute(session, now=ctx.now)
 
 
 def _save(ctx: SeedContext, index: PlaceIndex, items: list[service.EntityIn]) -> None:
@@ -391,6 +407,80 @@ def _save(ctx: SeedContext, index: PlaceIndex, items: list[service.EntityIn]) ->
         refused = [o for o in outcomes if o != "created"]
         assert not refused, refused[:3]
 
+
+# Demo inspectors per department that runs inspection categories: at full scale enough for the year's
+# joint visits at the default capacity (see bench/credit_inspection_plan.py), at small scale a few.
+# Sized from the full seed's tasks per department (two inspectors a task, 4 visits a day, ~250 working
+# days, three quarters of the slots usable once teams must meet).
+INSPECTORS: dict[str, dict[str, int]] = {
+    "full": {
+        "dept-market": 120,
+        "dept-hrss": 64,
+        "dept-urban": 60,
+        "dept-tax": 28,
+        "dept-statistics": 20,
+        "dept-health": 16,
+        "dept-agriculture": 12,
+    },
+    "small": {},
+}
+DEFAULT_INSPECTORS = {"full": 8, "small": 3}
+
+
+def seed_inspectors(ctx: SeedContext) -> None:
+    """Demo inspectors (inspector.<department>.<n>) of every department that runs an inspection category,
+    each qualified for its department's categories (the documented `inspector` account too), and three
+    declared conflicts of interest: an inspector's own entity, a relative's, and another's home village."""
+    from sqlalchemy import insert, select
+
+    from cityops.accounts.demo import DEMO_PASSWORD, mobile, resident_id
+    from cityops.core.auth.models import OrgUnit, User
+    from cityops.core.auth.security import hash_password
+    from cityops.credit import inspections
+    from cityops.credit.models import Entity, InspectorQualification
+
+    rng = ctx.rng("credit-inspectors")
+    by_department: dict[str, list[str]] = {}
+    for category in inspections.load_categories().categories:
+        by_department.setdefault(category.department, []).append(category.code)
+    password_hash = hash_password(DEMO_PASSWORD)
+    with ctx.db.session() as session:
+        units = {u.code: u for u in session.scalars(select(OrgUnit).where(OrgUnit.code.in_(by_department)))}
+        rows = [
+            {"username": f"inspector.{code.removeprefix('dept-')}.{n:02d}", "display_name": person_name(rng),
+             "password_hash": password_hash, "role": "inspector", "org_unit_id": unit.id,
+             "scope_code": unit.division_code, "phone": mobile(rng),
+             "id_number": resident_id(rng, unit.division_code or CITY), "locale": "zh", "is_active": True,
+             "is_demo": True, "created_at": ctx.now, "password_changed_at": ctx.now}
+            for code, unit in sorted(units.items())
+            for n in range(1, INSPECTORS[ctx.scale].get(code, DEFAULT_INSPECTORS[ctx.scale]) + 1)
+        ]
+        session.execute(insert(User), rows)
+        staff = session.execute(
+            select(User.id, User.org_unit_id).where(User.role == "inspector").order_by(User.id)
+        ).all()
+        code_of = {u.id: code for code, u in units.items()}
+        session.execute(insert(InspectorQualification), [
+            {"user_id": user_id, "category": category, "certified_on": date(2020, 1, 1) + timedelta(
+                days=rng.randrange(4 * 365)), "created_at": ctx.now}
+            for user_id, unit_id in staff for category in by_department.get(code_of.get(unit_id or 0, ""), ())
+        ])
+        entities = session.execute(
+            select(Entity.id, Entity.village_code)
+            .where(Entity.status == "active", Entity.village_code.is_not(None))
+            .order_by(Entity.id)
+            .limit(500)
+        ).all()
+        if len(staff) >= 3 and len(entities) >= 3:
+            (own, _v1), (relative, _v2), (_e3, village) = rng.sample(entities, 3)
+            first, second, third = rng.sample([user_id for user_id, _unit in staff], 3)
+            declare = inspections.declare_conflict
+            declare(session, user_id=first, actor=None, entity_id=own, relation="own",
+                    note="合伙经营（演示）")
+            declare(session, user_id=second, actor=None, entity_id=relative, relation="relative",
+                    note="配偶经营（演示）")
+            declare(session, user_id=third, actor=None, village_code=village, relation="home_village",
+                    note="户籍所在村（演示）")
 
 def is_seeded(db: Database) -> bool:
     with db.sessions() as session:
