@@ -84,6 +84,9 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
     keep processes from running the same job twice)."""
     from cityops.cases import service as cases_service
     from cityops.core import exports, scheduler, webhooks
+    from cityops.credit import records as credit_records
+    from cityops.credit import repair as credit_repair
+    from cityops.credit import scoring as credit_scoring
     from cityops.governance.risks import service as risks_service
     from cityops.perception import service as perception_service
     from cityops.warning import service as warning_service
@@ -96,6 +99,8 @@ def start_scheduler(app: FastAPI) -> SchedulerThread:
             perception_service.offline_job(),
             perception_service.rpc_expiry_job(),
             warning_service.expiry_job(),
+            credit_records.publicity_job(), credit_scoring.recompute_job(),
+            credit_repair.reminders_job(),
             # Expired exports also go when a new one starts; this catches a quiet server.
             scheduler.Job("exports.purge_expired", 3600,
                           lambda db, now: exports.purge_expired(db, export_files, now=now))]
@@ -256,11 +261,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     perception_events.install(app)
 
     from cityops.warning import api as warning_api
+    from cityops.warning import board_api as warning_board_api
     from cityops.warning import monitor as warning_monitor
+    from cityops.warning import pages as warning_pages
     from cityops.warning import stations_api as warning_stations_api
 
+    app.include_router(warning_board_api.router)  # first: /api/warnings/board, scenes... are no warning ids
     app.include_router(warning_stations_api.router)  # first: /api/warnings/stations is no warning id
     app.include_router(warning_api.router)
+    app.include_router(warning_pages.router)
     warning_monitor.install(app)  # warnings raised from the stations' readings as they are stored
     from cityops.warning import response as warning_response
 
@@ -271,10 +280,31 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     app.include_router(credit_api.router)
     app.include_router(credit_pages.router)
+    from cityops.credit import code_pages as credit_code_pages
+    from cityops.credit import records_api as credit_records_api
+
+    app.include_router(credit_records_api.router)  # records, scores
+    app.include_router(credit_code_pages.router)  # the 鹤信码: public page, card, inspector view
+    from cityops.credit import repair_api as credit_repair_api
+
+    app.include_router(credit_repair_api.router)
+    from cityops.credit import lending_api as credit_lending_api
+
+    app.include_router(credit_lending_api.router)
+    from cityops.credit import repair_lending_pages as credit_repair_lending_pages
+
+    app.include_router(credit_repair_lending_pages.router)
+    from cityops.credit import inspections_api as credit_inspections_api
+    from cityops.credit import inspections_pages as credit_inspections_pages
+
+    app.include_router(credit_inspections_api.router)  # plans, joint visits, results, pending items
+    app.include_router(credit_inspections_pages.router)
 
     from cityops.livability import api as livability_api
+    from cityops.livability import pages as livability_pages
 
     app.include_router(livability_api.router)
+    app.include_router(livability_pages.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

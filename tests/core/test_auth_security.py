@@ -79,8 +79,8 @@ def test_id_number_masking_keeps_region_and_last_four() -> None:
 
 
 def test_roles_are_data_with_known_permissions() -> None:
-    assert set(ROLES) == {"grid_worker", "centre_operator", "department_handler", "inspector", "leader",
-                          "admin", "enterprise_user", "citizen"}
+    assert set(ROLES) == {"grid_worker", "centre_operator", "department_handler", "inspector", "duty_officer",
+                          "leader", "admin", "enterprise_user", "citizen"}
     for role in ROLES.values():
         assert role.permissions <= set(PERMISSIONS)
         assert role.name_zh and role.name_en

@@ -52,6 +52,7 @@ ROLE_UNIT_KINDS: dict[str, tuple[str, ...]] = {
     "department_handler": ("department",),
     "inspector": ("department",),
     "leader": ("centre", "department"),
+    "duty_officer": ("centre", "department"),  # an operations centre's, or the emergency bureau's
     "admin": ("centre", "department"),
     "enterprise_user": ("external",),
     "citizen": ("external",),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cityops.core.db import Base, utcnow
 
-SOURCES = ("web", "open311", "police", "grid_worker", "sensor", "warning")
+SOURCES = ("web", "open311", "police", "grid_worker", "sensor", "warning", "credit")
 # A case still being worked (the final states are closed, rejected and merged: workflow.FINAL_STATES).
 OPEN_CONDITION = "status NOT IN ('closed', 'rejected', 'merged')"
 

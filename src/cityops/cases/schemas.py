@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ID = 2_147_483_647
-Source = Literal["web", "open311", "police", "grid_worker", "sensor", "warning"]
+Source = Literal["web", "open311", "police", "grid_worker", "sensor", "warning", "credit"]
 
 
 class CaseCreate(BaseModel):

@@ -142,7 +142,24 @@ TASK: Workflow = MappingProxyType({
     ("reopened", "cancel"): _CANCEL,
 })
 
-WORKFLOWS: Mapping[str, Workflow] = MappingProxyType({"standard": STANDARD, "report": REPORT, "task": TASK})
+# Credit repair applications (credit/repair.py): accepted once complete, refused with the reason (the
+# missing materials named), granted with the result; a repair obtained with false materials is revoked
+# (reopened and refused with the reason). Only the credit repair service moves them, acting as
+# the system after its own checks (permission credit.repair, eligibility), so the case and the penalty's
+# record always agree: no role holds REPAIR_SERVICE, so the generic case actions cannot move them.
+REPAIR_SERVICE = "credit.repair.service"
+_REFUSE = _t("rejected", REPAIR_SERVICE, requires=("reason",), effects=("close",))
+REPAIR: Workflow = MappingProxyType({
+    ("reported", "accept"): _t("accepted", REPAIR_SERVICE),
+    ("reported", "reject"): _REFUSE,
+    ("accepted", "reject"): _REFUSE,
+    ("accepted", "resolve"): _t("closed", REPAIR_SERVICE, requires=("result",), effects=("close",)),
+    ("closed", "reopen"): _t("reopened", REPAIR_SERVICE, requires=("reason",), effects=("reopen",)),
+    ("reopened", "reject"): _REFUSE,
+})
+
+WORKFLOWS: Mapping[str, Workflow] = MappingProxyType({"standard": STANDARD, "report": REPORT, "task": TASK,
+                                                      "repair": REPAIR})
 
 
 def allowed_actions(workflow: Workflow, state: str) -> list[str]:

@@ -36,7 +36,14 @@ PERMISSIONS: MappingProxyType[str, str] = MappingProxyType({
     "warnings.respond": "report a warning's response in one's area (people evacuated from a village)",
     "credit.view": "see the register of business entities in scope (and those one's department supervises)",
     "credit.manage": "import and correct the register of business entities",
+    "credit.report": "send credit records from a department's system (API token) or import them from a file",
+    "credit.inspect": "open an entity's inspector view: tags, risk class, the score explained, every record "
+                      "(each view is audited)",
+    "credit.penalize": "issue administrative penalties with their four documents served together",
+    "credit.repair": "take in and decide credit repair applications; manage repair exchange partners",
+    "lending.manage": "publish loan products and decide loan applications for a bank (信易贷)",
     "livability.view": "see walking networks, walking access and isochrones (the 15-minute living circle)",
+    "livability.manage": "import the facilities of the 15-minute living circle",
     "enterprise.self": "act for one's own enterprise",
     "services.apply": "apply for government services",
 })
@@ -74,9 +81,16 @@ ROLES: MappingProxyType[str, Role] = MappingProxyType({r.code: r for r in (
           "warnings.view", "warnings.respond", "credit.view"),
     _role("department_handler", "部门办理人员", N_("Department handler"),
           "places.read", "users.read", "cases.handle", "police.transfer", "devices.view", "warnings.view",
-          "credit.view"),
+          "credit.view", "credit.report"),
     _role("inspector", "监管执法人员", N_("Inspector"),
-          "places.read", "users.read", "cases.handle", "inspections.manage", "credit.view", "credit.manage"),
+          "places.read", "users.read", "cases.handle", "inspections.manage", "credit.view", "credit.manage",
+          "credit.penalize", "credit.repair", "credit.report", "credit.inspect"),
+    # The duty officer (值班员) of an operations centre: watches the stations and warnings of the division,
+    # issues and changes warnings there and confirms what the stations propose; reads what the response
+    # needs (places, colleagues, rosters, devices) and reports cases, but dispatches none.
+    _role("duty_officer", "值班员", N_("Duty officer"),
+          "places.read", "users.read", "cases.report", "governance.read", "devices.view", "warnings.view",
+          "warnings.issue", "warnings.respond"),
     _role("leader", "领导", N_("Leader"),
           "places.read", "users.read", "dashboard.view", "governance.read", "warnings.view", "credit.view",
           "livability.view"),
