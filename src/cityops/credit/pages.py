@@ -1,5 +1,6 @@
 """Entity register pages: the list with filters, a credit-code check, the import of the register and
-the Excel export (/credit/entities), and an entity (/credit/entities/{id})."""
+the Excel export (/credit/entities), an entity (/credit/entities/{id}), and the distribution of risk
+classes by industry and area (/credit/classes, credit.inspect)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from cityops.core.auth.models import User
 from cityops.core.auth.roles import has_permission
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import CityopsError, Forbidden
-from cityops.core.i18n import N_, locale_of
+from cityops.core.i18n import N_, gettext_for, locale_of
 from cityops.core.templating import NavItem, register_nav, render
-from cityops.credit import industries, service
+from cityops.credit import figures, industries, service
 from cityops.credit.api import MAX_ID, EntityFilters, read_upload
 from cityops.credit.schemas import CodeCheck, ImportResult
 from cityops.places import service as places_service
@@ -90,6 +91,7 @@ def _list_page(
             "report": report,
             "error": error,
             "may_manage": has_permission(user, "credit.manage"),
+            "may_inspect": has_permission(user, "credit.inspect"),
         },
         status_code=status_code,
     )
@@ -154,5 +156,56 @@ def entity(
             "kind_labels": service.KIND_LABELS,
             "status_labels": service.STATUS_LABELS,
             "located_labels": LOCATED_LABELS,
+        },
+    )
+
+
+@router.get("/credit/classes", response_class=HTMLResponse)
+def classes(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    county: Annotated[str | None, Query(max_length=6)] = None,
+    section: Annotated[str | None, Query(max_length=1)] = None,
+) -> HTMLResponse:
+    """Risk classes of the active entities in scope per industry section and per county (per township
+    of a chosen county): stacked bar charts, the tables and their Excel exports. credit.inspect; audited."""
+    if not has_permission(user, "credit.inspect"):
+        raise Forbidden("risk classes are internal (needs permission 'credit.inspect')")
+    locale = locale_of(request)
+    county, section = county or None, section or None
+    by_industry = figures.class_distribution(
+        session, viewer=user, by="industry", county=county, section=section, locale=locale, request=request
+    )
+    by_area = figures.class_distribution(
+        session, viewer=user, by="area", county=county, section=section, locale=locale, request=request
+    )
+    query = {k: v for k, v in {"county": county, "section": section}.items() if v}
+    translate = gettext_for(locale).gettext
+    charts = {
+        "classes": list(figures.COLUMNS),
+        "labels": {c: translate(label) for c, label in figures.COLUMN_LABELS.items()},
+        "tables": {
+            by: {
+                "names": [r.name for r in t.rows],
+                "counts": {c: [r.counts[c] for r in t.rows] for c in t.classes},
+            }
+            for by, t in (("industry", by_industry), ("area", by_area))
+        },
+    }
+    return render(
+        request,
+        "credit/classes.html",
+        {
+            "tables": [("industry", by_industry), ("area", by_area)],
+            "county": county,
+            "county_name": by_area.county_name,
+            "section": section,
+            "counties": places_service.list_divisions(session, level="county", limit=1000).items,
+            "sections": industries.registry().sections.values(),
+            "column_labels": figures.COLUMN_LABELS,
+            "headers": figures.HEADERS,
+            "query": urlencode(query),
+            "charts": charts,
         },
     )

@@ -1,23 +1,26 @@
 """JSON routes of credit records and the evaluation: departments' systems send batches of records
 (POST /api/credit/records, permission credit.report, usually with an API token of the department's
 account) or import a file; staff read an entity's records and, with credit.inspect, its score
-explained."""
+explained and the distribution of risk classes by industry and area (/api/credit/classes)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from cityops.core.auth import audit
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
 from cityops.core.db import utcnow
-from cityops.core.deps import SessionDep, UnitOfWorkRoute
+from cityops.core.deps import SessionDep, SettingsDep, UnitOfWorkRoute
 from cityops.core.errors import ValidationFailed
-from cityops.credit import records, scoring
+from cityops.core.export import XLSX_MEDIA_TYPE, xlsx_response
+from cityops.core.i18n import gettext_for, locale_of
+from cityops.credit import figures, records, scoring
 from cityops.credit.api import read_upload
 
 router = APIRouter(route_class=UnitOfWorkRoute, prefix="/api/credit", tags=["credit records"])
@@ -154,4 +157,58 @@ def entity_score(entity_code: CodePath, request: Request, session: SessionDep, u
             for line in found.lines
         ],
         caps=[ScoreCap(kind=k, cap=c, adjustment=a) for k, c, a in found.caps],
+    )
+
+
+CountyQuery = Annotated[
+    str | None, Query(max_length=6, description="A county's division code, e.g. 410621: its townships")
+]
+SectionQuery = Annotated[str | None, Query(max_length=1, description="GB/T 4754-2017 section, A-T")]
+
+
+@router.get(
+    "/classes",
+    response_model=figures.ClassDistribution,
+    responses={
+        200: {"content": {XLSX_MEDIA_TYPE: {}}},
+        403: {"description": "Needs permission credit.inspect"},
+        404: {"description": "No such county"},
+        422: {"description": "Not a county code, an unknown section or grouping; names the field"},
+    },
+)
+def class_distribution(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Inspector,
+    by: Annotated[
+        Literal["industry", "area"], Query(description="industry: per section; area: per county")
+    ] = "industry",
+    county: CountyQuery = None,
+    section: SectionQuery = None,
+    format: Annotated[Literal["json", "xlsx"], Query()] = "json",
+) -> figures.ClassDistribution | Response:
+    """Active entities in your scope by risk class (A-D, not yet evaluated) per industry section or per
+    county (per township with `county`), with totals and shares; `?format=xlsx` downloads the same table.
+    credit.inspect; audited."""
+    locale = locale_of(request)
+    found = figures.class_distribution(
+        session,
+        viewer=user,
+        by=by,
+        county=county or None,
+        section=section or None,
+        locale=locale,
+        request=request,
+        export=format == "xlsx",
+    )
+    if format == "json":
+        return found
+    name = gettext_for(locale).gettext(figures.TITLE)
+    return xlsx_response(
+        f"{name}.xlsx",
+        name,
+        figures.export_headers(found, locale),
+        figures.export_rows(found),
+        timezone=settings.display_timezone,
     )
