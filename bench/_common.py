@@ -21,6 +21,8 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        # Other work on the machine moves timings: the load average when the result is saved says how much.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -87,7 +87,6 @@ def main() -> None:
         "meets_target": wall <= TARGET_S,
         "steps_s": dict(steps),
         "figures": found.model_dump(),
-        "note": "the machine is shared by six engineers working at the same time: timings are noisy",
     })
 
 

@@ -160,7 +160,6 @@ def main() -> None:
     save(
         "credit_scores",
         {
-            "note": "2 shared cores, other engineers' tests running at the same time: figures are noisy",
             "database": "SQLite file (WAL), synthetic full seed",
             "entities": entities,
             "records": records,

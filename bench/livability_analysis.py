@@ -110,8 +110,7 @@ def main() -> None:
         sites_s = time.perf_counter() - t
         report = service.report(session)
     result: dict[str, Any] = {
-        "note": "synthetic Hebi at full scale (network, facilities and populations all synthetic); machine "
-        "shared with other engineers' work while it ran, so times are noisy",
+        "note": "synthetic Hebi at full scale (network, facilities and populations all synthetic)",
         "network": {"nodes": network.node_count, "edges": network.edge_count, "km": network.length_km},
         "facilities": sum(counts.values()),
         "facilities_by_category": counts,
