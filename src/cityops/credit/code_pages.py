@@ -90,7 +90,7 @@ def public_page(
         "credit/public.html",
         {
             "entity": entity,
-            "industry": service._industry_ref(entity, locale),
+            "industry": service.industry_ref(entity, locale),
             "sections": [(label, [i for i in items if i.kind == kind]) for kind, label in PUBLIC_SECTIONS],
             "kind_labels": service.KIND_LABELS,
             "status_labels": service.STATUS_LABELS,

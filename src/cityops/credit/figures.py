@@ -99,7 +99,7 @@ def class_distribution(
     if not has_permission(viewer, "credit.inspect"):
         raise Forbidden("risk classes are internal (needs permission 'credit.inspect')")
     county_name = check_county(session, county, locale) if county else None
-    condition = service._condition(
+    condition = service.visibility_condition(
         viewer, service.Filters(status="active", division=county or None, section=section or None)
     )
     translate = gettext_for(locale).gettext

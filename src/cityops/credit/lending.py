@@ -698,7 +698,7 @@ def _application_scope(viewer: User | None) -> ColumnElement[bool]:
     if has_permission(viewer, "lending.manage") and viewer.org_unit_id is not None:
         parts.append(LoanProduct.bank_id.in_(select(Bank.id).where(Bank.org_unit_id == viewer.org_unit_id)))
     if has_permission(viewer, "credit.view"):
-        parts.append(credit_service._condition(viewer, credit_service.Filters()))
+        parts.append(credit_service.visibility_condition(viewer, credit_service.Filters()))
     if not parts:
         raise Forbidden("your role may not see loan applications (needs credit.view or lending.manage)")
     return or_(*parts)

@@ -597,13 +597,13 @@ STATUS_WORDS = {
 
 
 def _date(value: Any, name: str) -> date | None:
-    if value is None or service._text(value) == "":
+    if value is None or service.cell_text(value) == "":
         return None
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
-    text = service._text(value)
+    text = service.cell_text(value)
     match = service.DATE.match(text)
     try:
         if not match:
@@ -617,7 +617,7 @@ def _date(value: Any, name: str) -> date | None:
 def parse_row(row: dict[str, Any]) -> RecordIn:
     """A RecordIn from a file's row (columns as IMPORT_COLUMNS names them; Chinese words for kind,
     severity and status accepted); ValidationFailed naming the field otherwise."""
-    text = {k: service._text(v) for k, v in row.items()}
+    text = {k: service.cell_text(v) for k, v in row.items()}
     kind = text.get("kind", "")
     severity = text.get("severity") or None
     status = text.get("status") or "active"

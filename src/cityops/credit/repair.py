@@ -230,11 +230,17 @@ def _pdf(title: str, paragraphs: Sequence[str]) -> bytes:
     return out.getvalue()
 
 
+@lru_cache(maxsize=4)
+def document_templates(path: Path = DOCUMENTS_PATH) -> DocumentTemplates:
+    """The four document templates, read once per path (a file that cannot be used is not cached)."""
+    return load_yaml_file(path, DocumentTemplates, expected="the four document templates")
+
+
 def render_documents(context: dict[str, Any], *, path: Path = DOCUMENTS_PATH) -> list[Rendered]:
     """The four documents as PDFs, in DOCUMENT_KINDS order; DocumentFailed naming the first that fails
     and why (a template that cannot be read, a name it uses that is not given, the PDF writer's error)."""
     try:
-        templates = load_yaml_file(path, DocumentTemplates, expected="the four document templates")
+        templates = document_templates(path)
     except ConfigFileError as exc:
         raise DocumentFailed(f"the document templates cannot be used: {exc}") from None
     out = []
@@ -802,7 +808,7 @@ def list_applications(
     query = (
         select(RepairApplication)
         .join(Entity, Entity.id == RepairApplication.entity_id)
-        .where(credit_service._condition(viewer, credit_service.Filters()))
+        .where(credit_service.visibility_condition(viewer, credit_service.Filters()))
     )
     if status is not None:
         if status not in ("submitted", "accepted", "refused", "repaired"):
@@ -1005,7 +1011,7 @@ def outbox(
     query = (
         select(EntityMessage)
         .join(Entity, Entity.id == EntityMessage.entity_id)
-        .where(credit_service._condition(actor, credit_service.Filters()))
+        .where(credit_service.visibility_condition(actor, credit_service.Filters()))
     )
     if unsent_only:
         query = query.where(EntityMessage.sent_at.is_(None))
@@ -1116,7 +1122,7 @@ def receive(
     partner = session.get(ExchangePartner, message.partner)
     if partner is None or not partner.active:
         raise ExchangeRefused(f"unknown partner {message.partner!r}", field="message.partner")
-    expected = hmac.new(partner_key(secret, partner.code), canonical(message), hashlib.sha256).hexdigest()
+    expected = sign(message, partner_key(secret, partner.code)).signature
     if not hmac.compare_digest(expected, signed.signature.lower()):
         raise ExchangeRefused(
             "bad signature: the message was not signed with the partner's key", field="signature"

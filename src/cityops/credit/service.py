@@ -456,7 +456,7 @@ DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?$|^(\d{4})(\d{
 SPLIT = re.compile(r"[,，、;；\n]+")
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -494,7 +494,7 @@ def parse_capital(value: Any) -> tuple[int, str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         amount, wan, currency = float(value), True, "CNY"
     else:
-        text = _text(value).replace(",", "").replace(" ", "")
+        text = cell_text(value).replace(",", "").replace(" ", "")
         match = CAPITAL.match(text)
         if not match:
             raise ValidationFailed(
@@ -504,7 +504,7 @@ def parse_capital(value: Any) -> tuple[int, str]:
         wan = bool(match["wan"]) or not match["yuan"]
     units = round(amount * (WAN if wan else 1))
     if units > 10**15:
-        raise ValidationFailed(f"{_text(value)!r} is too large for a registered capital", field="capital")
+        raise ValidationFailed(f"{cell_text(value)!r} is too large for a registered capital", field="capital")
     return units, currency
 
 
@@ -514,7 +514,7 @@ def parse_date(value: Any, *, today: date) -> date:
     elif isinstance(value, date):
         found = value
     else:
-        text = _text(value)
+        text = cell_text(value)
         match = DATE.match(text)
         try:
             if not match:
@@ -533,7 +533,7 @@ def parse_date(value: Any, *, today: date) -> date:
 def parse_row(row: dict[str, Any], *, today: date) -> EntityIn:
     """An EntityIn from a register row (columns as IMPORT_COLUMNS names them); ValidationFailed naming
     the field otherwise. Empty cells are not given."""
-    text = {k: _text(v) for k, v in row.items()}
+    text = {k: cell_text(v) for k, v in row.items()}
     found = codes.check(text.get("code", ""))
     item = EntityIn(code=found.code)
     name = text.get("name", "")
@@ -644,7 +644,7 @@ def import_entities(
 # --- reading --------------------------------------------------------------------------------------
 
 
-def _industry_ref(entity: Entity, locale: str) -> IndustryRef | None:
+def industry_ref(entity: Entity, locale: str) -> IndustryRef | None:
     if entity.industry_code is None:
         return None
     registry = industries.registry()
@@ -663,7 +663,7 @@ def _summary_values(entity: Entity, *, pii_visible: bool, locale: str) -> dict[s
         "code": entity.code,
         "name": entity.name,
         "kind": entity.kind,
-        "industry": _industry_ref(entity, locale),
+        "industry": industry_ref(entity, locale),
         "status": entity.status,
         "capital": entity.capital,
         "capital_currency": entity.capital_currency,
@@ -766,7 +766,7 @@ class Filters:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _condition(viewer: User | None, filters: Filters) -> ColumnElement[bool]:
+def visibility_condition(viewer: User | None, filters: Filters) -> ColumnElement[bool]:
     _check_view(viewer)
     conditions = [_scope(viewer) if viewer is not None else true()]
     if filters.kind:
@@ -816,7 +816,7 @@ def list_entities(
     locale: str = "zh",
 ) -> EntityPage:
     """Entities in the viewer's scope, newest registrations first; legal representatives masked."""
-    condition = _condition(viewer, filters)
+    condition = visibility_condition(viewer, filters)
     rows = repo.page(session, condition, limit=limit, offset=offset)
     return EntityPage(
         items=[EntitySummary(**_summary_values(e, pii_visible=False, locale=locale)) for e in rows],
@@ -853,7 +853,7 @@ def export_rows(
 ) -> Iterator[list[Any]]:
     """Every entity of the filtered list (masked like the list), for the Excel export, with kinds,
     statuses and industries named in the reader's language."""
-    condition = _condition(viewer, filters)
+    condition = visibility_condition(viewer, filters)
     translate = gettext_for(locale).gettext
     labels = {code: translate(label) for code, label in (*KIND_LABELS.items(), *STATUS_LABELS.items())}
     registry = industries.registry()

@@ -5,16 +5,14 @@ a community's access and suggested sites."""
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Path, Query, Request, UploadFile
-from fastapi.responses import Response
 
 from cityops.core.auth.deps import require_permission
 from cityops.core.auth.models import User
 from cityops.core.deps import SessionDep, UnitOfWorkRoute
 from cityops.core.errors import ValidationFailed
-from cityops.core.export import XLSX_MEDIA_TYPE
+from cityops.core.export import XLSX_MEDIA_TYPE, xlsx_download
 from cityops.core.i18n import gettext_for, locale_of
 from cityops.livability import service
 from cityops.livability.engine import DEFAULT_SPEED_MPS
@@ -133,14 +131,7 @@ def report(
             scope=scope,
             gettext=gettext_for(locale_of(request)).gettext,
         )
-        return Response(
-            body,
-            media_type=XLSX_MEDIA_TYPE,
-            headers={
-                "Content-Disposition": 'attachment; filename="livability.xlsx"; '
-                f"filename*=UTF-8''{quote('一刻钟生活圈.xlsx')}"
-            },
-        )
+        return xlsx_download("一刻钟生活圈.xlsx", body, fallback="livability.xlsx")
     return service.report(
         session, network=network, speed_mps=speed, scope=scope, with_communities=communities
     )

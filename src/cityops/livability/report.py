@@ -1,5 +1,5 @@
 """The coverage report: each community's access and gaps, and the township, county and city figures summed
-from the communities (never computed separately), plus the Excel workbook of it.
+from the communities (never computed separately); service.report_xlsx writes the workbook of it.
 
 Rates are shares of the population of the communities in scope that lie on the network (a community
 with no street within the snapping distance cannot be analysed; it is counted apart, as `communities -
@@ -7,15 +7,9 @@ analysed`)."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 
 from cityops.livability.categories import Catalogue
 from cityops.livability.coverage import Access, FacilitySet
@@ -102,9 +96,10 @@ def community_rows(
     scope: str,
     names: dict[str, str],
     only: list[int] | None = None,
+    cov: Covered | None = None,
 ) -> list[CommunityReport]:
-    """The rows of every community (or of the indices `only`)."""
-    cov = covered(access, catalogue)
+    """The rows of every community (or of the indices `only`); `cov`: their `covered`, if already known."""
+    cov = covered(access, catalogue) if cov is None else cov
     eligible = in_scope(communities, scope)
     speed = access.speed_mps
     rows = []
@@ -192,9 +187,11 @@ def area_reports(
     scope: str,
     city: tuple[str, str],
     names: dict[str, str],
+    cov: Covered | None = None,
 ) -> tuple[AreaReport, list[AreaReport], list[AreaReport]]:
-    """The city's, every county's and every township's figures (each from its communities in scope)."""
-    cov = covered(access, catalogue)
+    """The city's, every county's and every township's figures (each from its communities in scope);
+    `cov`: the communities' `covered`, if already known."""
+    cov = covered(access, catalogue) if cov is None else cov
     eligible = np.flatnonzero(in_scope(communities, scope))
     city_report = area_report(city[0], city[1], "city", eligible, communities, access, cov)
     out: dict[str, list[AreaReport]] = {"county": [], "township": []}
@@ -206,25 +203,3 @@ def area_reports(
                 area_report(code, names.get(code, code), level, members, communities, access, cov)
             )
     return city_report, out["county"], out["township"]
-
-
-# --- Excel ----------------------------------------------------------------------------------------
-
-
-def workbook(sheets: Sequence[tuple[str, Sequence[str], Iterable[Sequence[Any]]]]) -> bytes:
-    """A write-only workbook with several sheets (core.export writes one sheet per workbook)."""
-    book = Workbook(write_only=True)
-    bold = Font(bold=True)
-    for title, headers, rows in sheets:
-        sheet = book.create_sheet(title=title[:31])
-        cells = []
-        for header in headers:
-            cell = WriteOnlyCell(sheet, value=header)
-            cell.font = bold
-            cells.append(cell)
-        sheet.append(cells)
-        for row in rows:
-            sheet.append(list(row))
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()

@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,22 @@ import shapely
 from sqlalchemy.orm import Session
 
 from cityops.core.errors import Conflict, NotFound, ValidationFailed
+from cityops.core.export import sheets_bytes
 from cityops.livability import coverage, facilities, osm
 from cityops.livability import repository as repo
 from cityops.livability.categories import catalogue
 from cityops.livability.coverage import Access, FacilitySet, measure
 from cityops.livability.engine import DEFAULT_SPEED_MPS, Engine, StreetGraph, largest_component
 from cityops.livability.models import StreetNetwork
-from cityops.livability.report import SCOPES, Communities, area_reports, community_rows, in_scope, workbook
+from cityops.livability.report import (
+    SCOPES,
+    Communities,
+    Covered,
+    area_reports,
+    community_rows,
+    covered,
+    in_scope,
+)
 from cityops.livability.schemas import (
     CategoryRead,
     CommunityReport,
@@ -333,6 +343,11 @@ class Analysis:
     access: Access
     engine: Engine
 
+    @cached_property
+    def cov(self) -> Covered:
+        """What each community has covered (derived from the access: once per cached analysis)."""
+        return covered(self.access, catalogue())
+
 
 _ANALYSES: OrderedDict[tuple[Any, ...], Analysis] = OrderedDict()
 MAX_ANALYSES = 4
@@ -400,9 +415,11 @@ def report(
     """The city's, counties' and townships' coverage figures, each summed from its communities."""
     scope = _scope(scope)
     a = analyse(session, network=network, speed_mps=speed_mps)
-    city, counties, townships = area_reports(a.communities, a.access, catalogue(), scope, a.city, a.names)
+    city, counties, townships = area_reports(
+        a.communities, a.access, catalogue(), scope, a.city, a.names, cov=a.cov
+    )
     rows = (
-        community_rows(a.communities, a.access, a.facilities, catalogue(), scope, a.names)
+        community_rows(a.communities, a.access, a.facilities, catalogue(), scope, a.names, cov=a.cov)
         if with_communities
         else None
     )
@@ -436,6 +453,7 @@ def community(
         "urban",
         a.names,
         only=[a.communities.code.index(code)],
+        cov=a.cov,
     )
     return row
 
@@ -615,7 +633,7 @@ def report_xlsx(
     category_rows = [
         [c.key, c.name_zh, c.name_en, c.group, c.threshold_m, c.minutes, c.level, c.standard] for c in cats
     ]
-    return workbook(
+    return sheets_bytes(
         [
             (_("Whole city"), area_headers, areas([r.city])),
             (_("Counties"), area_headers, areas(r.counties)),

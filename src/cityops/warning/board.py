@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from cityops.places import service as places_service
 from cityops.warning import drones, response, satellite, service, stations
 from cityops.warning import repository as repo
 from cityops.warning.drones import DroneRead, RouteRead
-from cityops.warning.schemas import WarningRead
+from cityops.warning.schemas import ResponseTask, WarningRead
 
 LEVEL_COLOURS = {"blue": "#1f6feb", "yellow": "#d4a72c", "orange": "#e16f24", "red": "#cf222e"}
 NO_LEVEL_COLOUR = "#57606a"
@@ -167,6 +168,20 @@ def _bucket(status: str, cancelled: bool) -> str:
     return "cancelled" if cancelled else BUCKET_OF_STATE.get(status, "open")
 
 
+def _cancelled(session: Session, tasks: Sequence[ResponseTask], *, viewer: User) -> set[int]:
+    """The case ids of the closed tasks whose last move was `cancel`."""
+    closed = [t.case_id for t in tasks if t.status == "closed"]
+    lines = case_service.timelines(session, viewer=viewer, case_ids=closed) if closed else {}
+    return {case_id for case_id, events in lines.items() if events and events[-1].action == "cancel"}
+
+
+def bucket_counts(session: Session, tasks: Sequence[ResponseTask], *, viewer: User) -> dict[str, int]:
+    """How many of these response tasks are in each bucket (TASK_BUCKETS order)."""
+    cancelled = _cancelled(session, tasks, viewer=viewer)
+    counts = Counter(_bucket(t.status, t.case_id in cancelled) for t in tasks)
+    return {bucket: counts.get(bucket, 0) for bucket in TASK_BUCKETS}
+
+
 def tasks_of(session: Session, warning_ids: list[int], *, viewer: User) -> list[BoardTask]:
     """The response tasks of these warnings in the viewer's scope, each at its target (the grid or
     village it was placed at; a department's task at its case's point)."""
@@ -176,9 +191,7 @@ def tasks_of(session: Session, warning_ids: list[int], *, viewer: User) -> list[
         if not tasks:
             continue
         places = {t.code: (t.lon, t.lat) for t in repo.targets_of(session, warning_id)}
-        closed = [t.case_id for t in tasks if t.status == "closed"]
-        lines = case_service.timelines(session, viewer=viewer, case_ids=closed) if closed else {}
-        cancelled = {case_id for case_id, events in lines.items() if events and events[-1].action == "cancel"}
+        cancelled = _cancelled(session, tasks, viewer=viewer)
         for task in tasks:
             place = places.get(task.target_code)
             if place is None:

@@ -203,9 +203,6 @@ class DroneFeed:
         self.flying = list(found.values())
         return len(self.flying)
 
-    def device_ids(self) -> set[int]:
-        return {d.device_id for d in self.flying}
-
     def position(self, drone: FlyingDrone, second: int) -> dict[str, float]:
         lap = ((second + drone.phase_s) % self.lap_s) / self.lap_s
         lon, lat = drones.point_along(drone.line, 2 * lap if lap < 0.5 else 2 - 2 * lap)

@@ -26,7 +26,6 @@ from cityops.warning import service
 from cityops.warning.models import PatrolRoute
 
 DRONE_PROFILE = "drone"
-ROUTE_STATUSES = ("planned", "active", "suspended", "retired")
 RouteStatus = Literal["planned", "active", "suspended", "retired"]
 MAX_ROUTE_POINTS = 2_000
 # The city outline is simplified (about 100 m); a route along its edge may stray that far outside it.
@@ -179,11 +178,6 @@ def list_routes(session: Session, *, drone_names: dict[int, str] | None = None) 
     names = drone_names or {}
     rows = session.scalars(select(PatrolRoute).order_by(PatrolRoute.name)).all()
     return [_route_read(r, names.get(r.device_id, str(r.device_id))) for r in rows]
-
-
-def routes_of(session: Session, drone_id: int) -> list[PatrolRoute]:
-    return list(session.scalars(select(PatrolRoute).where(PatrolRoute.device_id == drone_id)
-                                .order_by(PatrolRoute.id)))
 
 
 # --- positions ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ cancel (warnings.issue), the import of a CAP file, the satellite scene catalogue
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -140,8 +141,6 @@ def _local_time(text: str, settings: Any, field: str) -> datetime:
 
 
 def _json_area(text: str) -> dict[str, Any] | None:
-    import json
-
     if not text.strip():
         return None
     try:
@@ -282,9 +281,7 @@ def _warning_page(request: Request, session: Session, user: User, warning_id: in
     found = response.response_of(session, warning_id=warning_id, viewer=user)
     history = response.history(session, warning_id=warning_id, viewer=user, locale=locale)
     timeline = sorted([*history.lifecycle, *history.response], key=lambda e: e.at)
-    buckets = {b: 0 for b in board.TASK_BUCKETS}
-    for task in board.tasks_of(session, [warning_id], viewer=user):
-        buckets[task.bucket] += 1
+    buckets = board.bucket_counts(session, found.tasks, viewer=user)
     return render(request, "warning/warning.html", {
         "warning": warning, "response": found, "timeline": timeline, "buckets": buckets, "error": error,
         "may_issue": has_permission(user, "warnings.issue") and bool(warning.allowed_actions),

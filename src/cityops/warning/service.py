@@ -198,8 +198,10 @@ def authorize_area(
         raise Forbidden(
             f"{what} includes {', '.join(outside[:5])}, outside your scope {scope}", code="outside_scope"
         )
+    if geometry is None:
+        return
     root = places_service.root_code(session)
-    if geometry is None or (root is not None and root.startswith(prefix)):
+    if root is not None and root.startswith(prefix):
         return
     outline = _division_outline(session, scope)
     if outline is None or not outline[1].buffer(SCOPE_MARGIN_DEG).contains(geometry):
